@@ -1,0 +1,3 @@
+from ecgscale.cli import main
+
+main()

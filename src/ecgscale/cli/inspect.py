@@ -1,0 +1,5 @@
+"""CLI commands: inspect (registered on the shared app)."""
+
+from __future__ import annotations
+
+from ecgscale.cli._app import app  # noqa: F401

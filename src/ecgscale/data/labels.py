@@ -1,0 +1,283 @@
+"""Label vocabularies: the CinC 2021 SNOMED-CT space, the label groups of the scale study, and Tianchi names.
+
+The CinC 2021 tables ship inside the package (``data/resources/cinc2021``, copied verbatim from the
+challenge's ``weights.csv`` and ``dx_mapping_{scored,unscored}.csv``). Equivalent codes are merged exactly
+as the challenge scores them: a class is one column of ``weights.csv``, and a column header such as
+``733534002|164909002`` names every code that counts as that class.
+
+Label groups are ecgscale's reconstruction of the per-group analysis of Lee, Jo & Kwon (2023); the paper's
+abstract names the groups (arrhythmia, conduction disorders, axis deviations, prolonged intervals, ...), not
+their exact membership, so the membership below is ours and documented in ``docs/labels.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+__all__ = [
+    "LABEL_GROUPS",
+    "TIANCHI_NAME_MAP",
+    "LabelClass",
+    "LabelSpace",
+    "cinc2021_all",
+    "cinc2021_scored",
+    "cinc2021_weights",
+    "group_of",
+    "snomed_info",
+]
+
+#: Label groups of the scale study, by class abbreviation (merged classes use the first abbreviation).
+LABEL_GROUPS: Mapping[str, tuple[str, ...]] = {
+    "rhythm": ("AF", "AFL", "Brady", "NSR", "PAC", "PVC", "SA", "SB", "STach"),
+    "conduction": ("BBB", "LBBB", "RBBB", "IAVB", "IRBBB", "LAnFB", "NSIVCB"),
+    "axis": ("LAD", "RAD"),
+    "intervals": ("LPR", "LQT"),
+    "morphology": ("LQRSV", "PRWP", "QAb", "TAb", "TInv"),
+    "pacing": ("PR",),
+}
+
+# Equivalent classes take the abbreviation the study uses for the merged class.
+_MERGED_ABBREVIATION = {
+    "733534002|164909002": "LBBB",
+    "713427006|59118001": "RBBB",
+    "284470004|63593006": "PAC",
+    "427172004|17338001": "PVC",
+}
+
+#: Tianchi (Hefei) arrhythmia names → CinC 2021 class abbreviation where the meaning matches, else ``None``.
+#: Names absent from this table are still read and kept; they simply belong to no group.
+TIANCHI_NAME_MAP: Mapping[str, str | None] = {
+    "窦性心律": "NSR",
+    "窦性心动过缓": "SB",
+    "窦性心动过速": "STach",
+    "窦性心律不齐": "SA",
+    "心房颤动": "AF",
+    "心房扑动": "AFL",
+    "房性早搏": "PAC",
+    "室上性早搏": "PAC",
+    "室性早搏": "PVC",
+    "右束支传导阻滞": "RBBB",
+    "完全性右束支传导阻滞": "RBBB",
+    "不完全性右束支传导阻滞": "IRBBB",
+    "左束支传导阻滞": "LBBB",
+    "完全性左束支传导阻滞": "LBBB",
+    "左前分支传导阻滞": "LAnFB",
+    "一度房室传导阻滞": "IAVB",
+    "非特异性室内传导阻滞": "NSIVCB",
+    "室内传导阻滞": "NSIVCB",
+    "电轴左偏": "LAD",
+    "电轴右偏": "RAD",
+    "QRS低电压": "LQRSV",
+    "肢体导联低电压": "LQRSV",
+    "T波改变": "TAb",
+    "T波倒置": "TInv",
+    "异常Q波": "QAb",
+    "下壁异常Q波": "QAb",
+    "前间壁R波递增不良": "PRWP",
+    "R波递增不良": "PRWP",
+    "起搏心律": "PR",
+    "QT间期延长": "LQT",
+    "PR间期延长": "LPR",
+    "ST段改变": None,
+    "ST-T改变": None,
+    "早期复极化": None,
+    "左心室高电压": None,
+    "右心房扩大": None,
+    "顺钟向转位": None,
+    "逆钟向转位": None,
+    "短PR间期": None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LabelClass:
+    """One output of a classifier: a set of equivalent codes with a name and a label group."""
+
+    key: str  # canonical identifier, e.g. "733534002|164909002" (SNOMED) or a Tianchi name
+    codes: tuple[str, ...]
+    abbreviation: str
+    name: str
+    group: str | None
+    scored: bool = True
+
+
+def group_of(abbreviation: str) -> str | None:
+    """The study's label group of a class abbreviation, or ``None``."""
+    for group, members in LABEL_GROUPS.items():
+        if abbreviation in members:
+            return group
+    return None
+
+
+class LabelSpace:
+    """An ordered vocabulary of classes that turns code lists into multi-hot vectors and back."""
+
+    def __init__(self, name: str, classes: Sequence[LabelClass]):
+        if not classes:
+            raise ValueError(f"label space {name!r} has no classes")
+        self.name = name
+        self.classes: tuple[LabelClass, ...] = tuple(classes)
+        index: dict[str, int] = {}
+        for i, cls in enumerate(self.classes):
+            for code in cls.codes:
+                if code in index:
+                    raise ValueError(f"label space {name!r}: code {code!r} belongs to two classes")
+                index[code] = i
+        self._index = index
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        return f"LabelSpace({self.name!r}, {len(self)} classes)"
+
+    @property
+    def keys(self) -> list[str]:
+        return [c.key for c in self.classes]
+
+    @property
+    def abbreviations(self) -> list[str]:
+        return [c.abbreviation for c in self.classes]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def groups(self) -> dict[str, list[int]]:
+        """Group name → class indices, in the order of ``LABEL_GROUPS`` (empty groups left out)."""
+        out: dict[str, list[int]] = {}
+        for group in LABEL_GROUPS:
+            idx = [i for i, c in enumerate(self.classes) if c.group == group]
+            if idx:
+                out[group] = idx
+        return out
+
+    def index_of(self, code: str) -> int | None:
+        return self._index.get(code.strip())
+
+    def encode(self, codes: Iterable[str]) -> np.ndarray:
+        """Multi-hot ``uint8`` vector; codes outside the space are ignored (see :meth:`unknown`)."""
+        vec = np.zeros(len(self), dtype=np.uint8)
+        for code in codes:
+            i = self._index.get(code.strip())
+            if i is not None:
+                vec[i] = 1
+        return vec
+
+    def unknown(self, codes: Iterable[str]) -> list[str]:
+        """The codes of a record that this space does not contain (kept by readers as metadata)."""
+        return [c for c in codes if c.strip() not in self._index]
+
+    def decode(self, vector: Sequence[float] | np.ndarray, threshold: float = 0.5) -> list[LabelClass]:
+        vec = np.asarray(vector)
+        if vec.shape != (len(self),):
+            raise ValueError(f"expected a vector of {len(self)} values for {self.name!r}, got shape {vec.shape}")
+        return [c for c, v in zip(self.classes, vec, strict=True) if v >= threshold]
+
+    def to_dict(self) -> dict:
+        """JSON-ready description, stored in caches and checkpoints so a run carries its label list."""
+        return {
+            "name": self.name,
+            "classes": [
+                {
+                    "key": c.key,
+                    "codes": list(c.codes),
+                    "abbreviation": c.abbreviation,
+                    "name": c.name,
+                    "group": c.group,
+                    "scored": c.scored,
+                }
+                for c in self.classes
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> LabelSpace:
+        classes = [
+            LabelClass(
+                key=str(c["key"]),
+                codes=tuple(str(x) for x in c["codes"]),
+                abbreviation=str(c["abbreviation"]),
+                name=str(c["name"]),
+                group=c.get("group"),
+                scored=bool(c.get("scored", True)),
+            )
+            for c in data["classes"]
+        ]
+        return cls(str(data["name"]), classes)
+
+
+def _resource_rows(name: str) -> list[dict[str, str]]:
+    text = resources.files("ecgscale.data").joinpath("resources", "cinc2021", name).read_text(encoding="utf-8")
+    return list(csv.DictReader(text.splitlines()))
+
+
+@functools.cache
+def _snomed_table() -> dict[str, tuple[str, str, bool]]:
+    table: dict[str, tuple[str, str, bool]] = {}
+    for fname, scored in (("dx_mapping_scored.csv", True), ("dx_mapping_unscored.csv", False)):
+        for row in _resource_rows(fname):
+            table[row["SNOMEDCTCode"].strip()] = (row["Abbreviation"].strip(), row["Dx"].strip(), scored)
+    return table
+
+
+def snomed_info(code: str) -> tuple[str, str, bool] | None:
+    """``(abbreviation, name, scored)`` of a SNOMED-CT code known to CinC 2021, or ``None``."""
+    return _snomed_table().get(code.strip())
+
+
+@functools.cache
+def _weights() -> tuple[tuple[str, ...], np.ndarray]:
+    text = resources.files("ecgscale.data").joinpath("resources", "cinc2021", "weights.csv").read_text("utf-8")
+    rows = list(csv.reader(text.splitlines()))
+    header = tuple(h.strip() for h in rows[0][1:])
+    mat = np.array([[float(x) for x in r[1:]] for r in rows[1:]], dtype=np.float64)
+    if mat.shape != (len(header), len(header)):
+        raise ValueError(f"weights.csv is not square: {mat.shape}")
+    return header, mat
+
+
+def cinc2021_weights() -> tuple[list[str], np.ndarray]:
+    """The official challenge class keys (``|``-joined equivalents) and their 26 × 26 reward matrix."""
+    keys, mat = _weights()
+    return list(keys), mat.copy()
+
+
+@functools.cache
+def _scored_classes() -> tuple[LabelClass, ...]:
+    keys, _ = _weights()
+    table = _snomed_table()
+    classes = []
+    for key in keys:
+        codes = tuple(key.split("|"))
+        abbr = _MERGED_ABBREVIATION.get(key, table[codes[0]][0])
+        # A merged class takes the name of the code whose abbreviation it keeps (LBBB, not CLBBB).
+        name = next((table[c][1] for c in codes if table[c][0] == abbr), table[codes[0]][1])
+        classes.append(LabelClass(key, codes, abbr, name, group_of(abbr), True))
+    return tuple(classes)
+
+
+def cinc2021_scored() -> LabelSpace:
+    """The 26 scored classes of CinC 2021 in ``weights.csv`` order, equivalent codes merged."""
+    return LabelSpace("cinc2021", _scored_classes())
+
+
+def cinc2021_all() -> LabelSpace:
+    """The scored classes followed by every unscored code of ``dx_mapping_unscored.csv``."""
+    classes = list(_scored_classes())
+    seen = {c for cls in classes for c in cls.codes}
+    for row in _resource_rows("dx_mapping_unscored.csv"):
+        code = row["SNOMEDCTCode"].strip()
+        if code in seen:
+            continue
+        seen.add(code)
+        abbr = row["Abbreviation"].strip()
+        classes.append(LabelClass(code, (code,), abbr, row["Dx"].strip(), group_of(abbr), False))
+    return LabelSpace("cinc2021-all", classes)
