@@ -13,15 +13,20 @@ their exact membership, so the membership below is ours and documented in ``docs
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 __all__ = [
     "LABEL_GROUPS",
+    "PTBXL_SCP_MAP",
+    "PTBXL_TASKS",
     "TIANCHI_NAME_MAP",
     "LabelClass",
     "LabelSpace",
@@ -29,7 +34,13 @@ __all__ = [
     "cinc2021_scored",
     "cinc2021_weights",
     "group_of",
+    "ptbxl_space",
+    "ptbxl_to_snomed",
+    "read_scp_statements",
     "snomed_info",
+    "tianchi_space",
+    "tianchi_to_snomed",
+    "translate_codes",
 ]
 
 #: Label groups of the scale study, by class abbreviation (merged classes use the first abbreviation).
@@ -93,6 +104,38 @@ TIANCHI_NAME_MAP: Mapping[str, str | None] = {
     "逆钟向转位": None,
     "短PR间期": None,
 }
+
+
+#: PTB-XL SCP statements → CinC 2021 class abbreviation where the meaning matches (used for label groups
+#: and to translate PTB-XL into the CinC 2021 space). Statements absent here have no CinC counterpart.
+PTBXL_SCP_MAP: Mapping[str, str] = {
+    "SR": "NSR",
+    "AFIB": "AF",
+    "AFLT": "AFL",
+    "SBRAD": "SB",
+    "STACH": "STach",
+    "SARRH": "SA",
+    "PAC": "PAC",
+    "SVPB": "PAC",
+    "PVC": "PVC",
+    "PACE": "PR",
+    "1AVB": "IAVB",
+    "CLBBB": "LBBB",
+    "CRBBB": "RBBB",
+    "IRBBB": "IRBBB",
+    "LAFB": "LAnFB",
+    "IVCD": "NSIVCB",
+    "LNGQT": "LQT",
+    "LPR": "LPR",
+    "LVOLT": "LQRSV",
+    "QWAVE": "QAb",
+    "INVT": "TInv",
+    "NT_": "TAb",
+    "TAB_": "TAb",
+}
+
+#: The PTB-XL benchmark tasks (Strodthoff et al. 2021), each a label space built from ``scp_statements.csv``.
+PTBXL_TASKS: tuple[str, ...] = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,9 +307,25 @@ def _scored_classes() -> tuple[LabelClass, ...]:
     return tuple(classes)
 
 
-def cinc2021_scored() -> LabelSpace:
-    """The 26 scored classes of CinC 2021 in ``weights.csv`` order, equivalent codes merged."""
-    return LabelSpace("cinc2021", _scored_classes())
+def cinc2021_scored(*, aliases: Mapping[str, str] | None = None) -> LabelSpace:
+    """The 26 scored classes of CinC 2021 in ``weights.csv`` order, equivalent codes merged.
+
+    ``aliases`` maps foreign codes to a SNOMED code of a scored class (e.g. :func:`tianchi_to_snomed`);
+    each alias is added to that class's codes, so Tianchi or PTB-XL records encode straight into the
+    CinC 2021 space. Class keys, order and name stay those of the challenge. Aliases of unscored codes
+    are ignored.
+    """
+    classes = _scored_classes()
+    if not aliases:
+        return LabelSpace("cinc2021", classes)
+    index = {code: i for i, cls in enumerate(classes) for code in cls.codes}
+    extra: dict[int, list[str]] = {}
+    for alias, code in aliases.items():
+        i = index.get(str(code).strip())
+        if i is not None and alias not in classes[i].codes:
+            extra.setdefault(i, []).append(alias)
+    merged = [dataclasses.replace(c, codes=c.codes + tuple(extra.get(i, ()))) for i, c in enumerate(classes)]
+    return LabelSpace("cinc2021", merged)
 
 
 def cinc2021_all() -> LabelSpace:
@@ -281,3 +340,105 @@ def cinc2021_all() -> LabelSpace:
         abbr = row["Abbreviation"].strip()
         classes.append(LabelClass(code, (code,), abbr, row["Dx"].strip(), group_of(abbr), False))
     return LabelSpace("cinc2021-all", classes)
+
+
+def _snomed_of_abbreviation() -> dict[str, str]:
+    return {c.abbreviation: c.codes[0] for c in _scored_classes()}
+
+
+def tianchi_to_snomed() -> dict[str, str]:
+    """Tianchi arrhythmia name → SNOMED-CT code of the matching scored CinC 2021 class (``TIANCHI_NAME_MAP``)."""
+    by_abbr = _snomed_of_abbreviation()
+    return {name: by_abbr[abbr] for name, abbr in TIANCHI_NAME_MAP.items() if abbr is not None}
+
+
+def ptbxl_to_snomed() -> dict[str, str]:
+    """PTB-XL SCP statement → SNOMED-CT code of the matching scored CinC 2021 class (``PTBXL_SCP_MAP``)."""
+    by_abbr = _snomed_of_abbreviation()
+    return {scp: by_abbr[abbr] for scp, abbr in PTBXL_SCP_MAP.items()}
+
+
+def translate_codes(codes: Iterable[str], mapping: Mapping[str, str]) -> tuple[str, ...]:
+    """Codes with each one found in ``mapping`` replaced by its target; unknown codes are kept as they are."""
+    out: dict[str, None] = {}
+    for code in codes:
+        out.setdefault(mapping.get(code.strip(), code.strip()), None)
+    return tuple(out)
+
+
+def tianchi_space(class_names: Iterable[str]) -> LabelSpace:
+    """A space keyed by Tianchi names (class-list order); abbreviation and group from ``TIANCHI_NAME_MAP``.
+
+    Names without a CinC 2021 counterpart keep the Chinese name as abbreviation and belong to no group.
+    """
+    classes = []
+    seen: set[str] = set()
+    for raw in class_names:
+        name = raw.strip()
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        abbr = TIANCHI_NAME_MAP.get(name)
+        classes.append(LabelClass(name, (name,), abbr or name, name, group_of(abbr) if abbr else None, True))
+    return LabelSpace("tianchi", classes)
+
+
+def read_scp_statements(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+    """``scp_statements.csv`` of PTB-XL → ``{statement: {column: value}}`` (the unnamed first column is the key)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        raise ValueError(f"{path}: empty scp_statements file")
+    header = [h.strip() for h in rows[0]]
+    out: dict[str, dict[str, str]] = {}
+    for row in rows[1:]:
+        if row and row[0].strip():
+            out[row[0].strip()] = {h: v.strip() for h, v in zip(header[1:], row[1:], strict=False)}
+    return out
+
+
+def _flag(value: str | None) -> bool:
+    try:
+        return float(value or 0) == 1.0
+    except ValueError:
+        return False
+
+
+def ptbxl_space(
+    task: str, statements: str | os.PathLike[str] | Mapping[str, Mapping[str, str]] | None = None
+) -> LabelSpace:
+    """The label space of a PTB-XL benchmark task, built from ``scp_statements.csv`` as the benchmark code does.
+
+    ``statements`` is the CSV, the PTB-XL folder holding it, or :func:`read_scp_statements`' table.
+
+    ``all``: every statement; ``diagnostic``/``form``/``rhythm``: statements with that flag;
+    ``subdiagnostic``/``superdiagnostic``: diagnostic statements aggregated to their ``diagnostic_subclass``
+    / ``diagnostic_class`` (a class's codes are its member statements). Order: sorted keys, as the
+    benchmark's ``MultiLabelBinarizer`` orders them.
+    """
+    if task not in PTBXL_TASKS:
+        raise ValueError(f"PTB-XL task must be one of {PTBXL_TASKS}, got {task!r}")
+    if statements is None:
+        raise ValueError("a PTB-XL label space is built from the data set's scp_statements.csv; pass its path, "
+                         "the PTB-XL folder, or the parsed table")
+    if isinstance(statements, str | os.PathLike):
+        path = Path(statements)
+        table = read_scp_statements(path / "scp_statements.csv" if path.is_dir() else path)
+    else:
+        table = statements
+    if task in ("subdiagnostic", "superdiagnostic"):
+        column = "diagnostic_subclass" if task == "subdiagnostic" else "diagnostic_class"
+        members: dict[str, list[str]] = {}
+        for stmt, row in table.items():
+            target = (row.get(column) or "").strip()
+            if _flag(row.get("diagnostic")) and target:
+                members.setdefault(target, []).append(stmt)
+        classes = [LabelClass(k, tuple(members[k]), k, k, None, True) for k in sorted(members)]
+    else:
+        keep = sorted(s for s, row in table.items() if task == "all" or _flag(row.get(task)))
+        classes = []
+        for stmt in keep:
+            abbr = PTBXL_SCP_MAP.get(stmt)
+            name = (table[stmt].get("description") or stmt).strip()
+            classes.append(LabelClass(stmt, (stmt,), stmt, name, group_of(abbr) if abbr else None, True))
+    return LabelSpace(f"ptbxl-{task}", classes)

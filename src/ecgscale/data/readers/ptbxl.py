@@ -1,0 +1,168 @@
+"""PTB-XL 1.0.x: ``ptbxl_database.csv`` + ``scp_statements.csv`` + WFDB records at 100 or 500 Hz.
+
+A record's ``codes`` are the SCP statements of its ``scp_codes`` dictionary, all of them whatever their
+likelihood (as the PTB-XL benchmarking code does); the likelihoods are kept in ``RecordRef.extra``. The
+benchmark's split is exposed as ``extra["split"]``: ``strat_fold`` 1–8 train, 9 val, 10 test. The task
+label spaces (all, diagnostic, subdiagnostic, superdiagnostic, form, rhythm) are
+:func:`ecgscale.data.labels.ptbxl_space`. Ages of 300 (PTB-XL's code for "over 89") read as unknown.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import os
+from pathlib import Path
+
+from ecgscale.data.readers.base import RecordRef, Skip, check_signal, normalize_leads, parse_age
+from ecgscale.data.readers.wfdb_io import read_wfdb
+from ecgscale.data.records import EcgRecord
+from ecgscale.errors import RecordError
+
+__all__ = [
+    "PTBXL_DATABASE",
+    "PTBXL_STATEMENTS",
+    "find_ptbxl_root",
+    "parse_scp_codes",
+    "ptbxl_refs",
+    "ptbxl_split",
+    "read_ptbxl",
+]
+
+PTBXL_DATABASE = "ptbxl_database.csv"
+PTBXL_STATEMENTS = "scp_statements.csv"
+_FS_COLUMN = {500: "filename_hr", 100: "filename_lr"}
+
+
+def ptbxl_split(fold: int) -> str:
+    """The benchmark split of a ``strat_fold``: 1–8 ``train``, 9 ``val``, 10 ``test``."""
+    if fold == 10:
+        return "test"
+    if fold == 9:
+        return "val"
+    if 1 <= fold <= 8:
+        return "train"
+    raise ValueError(f"strat_fold must be 1..10, got {fold!r}")
+
+
+def parse_scp_codes(text: str, *, path: Path | str = PTBXL_DATABASE, row: int | None = None) -> dict[str, float]:
+    """``"{'NORM': 100.0, 'SR': 0.0}"`` → dict; parsed with ``ast.literal_eval`` (never ``eval``)."""
+    where = f"row {row}" if row is not None else "scp_codes"
+    try:
+        value = ast.literal_eval(text.strip()) if text.strip() else {}
+    except (ValueError, SyntaxError):
+        raise RecordError(path, f"{where}: scp_codes {text!r} is not a dict literal", reason="bad_labels",
+                          field="scp_codes") from None
+    if not isinstance(value, dict):
+        raise RecordError(path, f"{where}: scp_codes {text!r} is not a dict", reason="bad_labels",
+                          field="scp_codes")
+    return {str(k).strip(): float(v) for k, v in value.items()}
+
+
+def find_ptbxl_root(path: Path, *, levels: int = 4) -> Path | None:
+    """The PTB-XL folder (holding ``ptbxl_database.csv``) at or above ``path``, or ``None``."""
+    folder = path if path.is_dir() else path.parent
+    for _ in range(levels + 1):
+        if (folder / PTBXL_DATABASE).is_file():
+            return folder
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    return None
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(float(text))
+    except (TypeError, ValueError):
+        return None
+
+
+def ptbxl_refs(root: str | os.PathLike[str], *, fs: int = 500) -> tuple[list[RecordRef], list[Skip]]:
+    """One reference per row of ``ptbxl_database.csv``; rows whose files are missing become skips."""
+    if fs not in _FS_COLUMN:
+        raise ValueError(f"PTB-XL records exist at 100 or 500 Hz, got fs={fs!r}")
+    root = Path(root)
+    db = root / PTBXL_DATABASE
+    if not db.is_file():
+        raise RecordError(db, "PTB-XL database file not found", reason="missing_labels")
+    refs: list[RecordRef] = []
+    skips: list[Skip] = []
+    with open(db, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        required = {"ecg_id", "patient_id", "age", "sex", "scp_codes", "strat_fold", _FS_COLUMN[fs]}
+        missing = sorted(required - set(reader.fieldnames or ()))
+        if missing:
+            raise RecordError(db, f"missing column(s) {missing}", reason="bad_labels", field="columns")
+        for n, row in enumerate(reader, start=2):
+            try:
+                ref = _ref_of_row(root, db, n, row, fs)
+            except RecordError as exc:
+                skips.append(Skip.from_error(exc))
+                continue
+            refs.append(ref)
+    return refs, skips
+
+
+def _ref_of_row(root: Path, db: Path, n: int, row: dict[str, str], fs: int) -> RecordRef:
+    ecg_id = _int_or_none(row["ecg_id"])
+    if ecg_id is None:
+        raise RecordError(db, f"row {n}: ecg_id {row['ecg_id']!r} is not an integer", reason="bad_labels",
+                          field="ecg_id")
+    fold = _int_or_none(row["strat_fold"])
+    if fold is None or not 1 <= fold <= 10:
+        raise RecordError(db, f"row {n}: strat_fold {row['strat_fold']!r} must be 1..10", reason="bad_labels",
+                          field="strat_fold")
+    scp = parse_scp_codes(row["scp_codes"], path=db, row=n)
+    base = root / row[_FS_COLUMN[fs]].strip()
+    hea = base.with_name(base.name + ".hea") if base.suffix != ".hea" else base
+    if not hea.is_file():
+        raise RecordError(hea, f"record of ecg_id {ecg_id} (row {n}) not found", reason="missing_signal")
+    sex_code = _int_or_none(row["sex"])
+    patient = _int_or_none(row["patient_id"])
+    return RecordRef(
+        path=hea,
+        format="ptbxl",
+        source="ptb-xl",
+        record_id=str(ecg_id),
+        extra={
+            "ecg_id": ecg_id,
+            "patient_id": None if patient is None else str(patient),
+            "age": parse_age(row["age"]),
+            "sex": {0: "M", 1: "F"}.get(sex_code) if sex_code is not None else None,
+            "codes": list(scp),
+            "scp_likelihood": scp,
+            "strat_fold": fold,
+            "split": ptbxl_split(fold),
+            "fs": fs,
+            "root": str(root),
+        },
+    )
+
+
+def read_ptbxl(ref: RecordRef) -> EcgRecord:
+    """Read the WFDB record of a PTB-XL reference with wfdb (format 16 ``.dat``)."""
+    rec = read_wfdb(ref.path)
+    lead_names = normalize_leads(rec.lead_names, ref.path)
+    extra = ref.extra
+    meta = {
+        "format": "ptbxl",
+        "strat_fold": str(extra.get("strat_fold", "")),
+        "split": str(extra.get("split", "")),
+        "scp_codes": json.dumps(extra.get("scp_likelihood", {}), ensure_ascii=False),
+        **check_signal(rec.signal, ref.path, lead_names),
+    }
+    return EcgRecord(
+        record_id=ref.record_id,
+        signal=rec.signal,
+        fs=rec.fs,
+        lead_names=lead_names,
+        codes=tuple(extra.get("codes", ())),
+        age=extra.get("age"),
+        sex=extra.get("sex"),
+        source=ref.source,
+        patient_id=extra.get("patient_id"),
+        path=ref.path,
+        meta=meta,
+    )
