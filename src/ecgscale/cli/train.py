@@ -1,5 +1,249 @@
-"""CLI commands: train (registered on the shared app)."""
+"""CLI commands ``ecgscale train`` and ``ecgscale evaluate`` (registered on the shared app)."""
 
 from __future__ import annotations
 
-from ecgscale.cli._app import app  # noqa: F401
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ecgscale.cli._app import app, console
+from ecgscale.errors import ConfigError
+
+__all__ = ["evaluate", "train"]
+
+
+@app.command("train")
+def train(
+    cache: Path = typer.Option(..., "--cache", "-c", help="Prepared cache (ecgscale prepare)."),
+    depth: int = typer.Option(..., "--depth", "-D", help="Residual blocks D."),
+    channels: int = typer.Option(..., "--channels", "-C", help="Channels (width) C."),
+    kernel: int = typer.Option(..., "--kernel", "-K", help="Kernel size K (odd)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
+    no_gap: bool = typer.Option(False, "--no-gap", help="Flatten + linear head instead of global average pooling."),
+    dropout: float = typer.Option(0.0, "--dropout", help="Dropout inside residual blocks."),
+    epochs: int = typer.Option(30, "--epochs", help="Maximum epochs."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Global batch size."),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (AdamW)."),
+    weight_decay: float = typer.Option(1e-2, "--weight-decay", help="AdamW weight decay."),
+    schedule: str = typer.Option("cosine", "--schedule", help="cosine (with warm-up) or onecycle."),
+    warmup_epochs: float = typer.Option(1.0, "--warmup-epochs", help="Linear warm-up length in epochs."),
+    patience: int = typer.Option(10, "--patience", help="Early stopping patience in epochs (0 = off)."),
+    monitor: str = typer.Option(
+        "macro_auroc",
+        "--monitor",
+        help="Validation metric for early stopping and best checkpoint: macro_auroc, "
+        "challenge, macro_auprc, macro_f1, val_loss.",
+    ),
+    pos_weight: bool = typer.Option(False, "--pos-weight", help="Weight positives by train label frequency."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on CPU, fp16 on CUDA), fp32, bf16, fp16."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and augmentation."),
+    num_workers: int = typer.Option(0, "--num-workers", help="DataLoader workers (generic datasets only)."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Wall-clock budget in minutes."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
+    ddp: bool = typer.Option(False, "--ddp", help="Data-parallel under torchrun (reads WORLD_SIZE, RANK)."),
+    nproc: int = typer.Option(1, "--nproc", help="Spawn N local data-parallel processes (gloo on CPU)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train one D x C x K ResNet on a cache; the best checkpoint and val-tuned thresholds go to --out.
+
+    Kill it at any time: ``--resume`` continues from the last checkpoint (saved every epoch and every
+    few dozen steps) and reaches the same result. Evaluate afterwards with ``ecgscale evaluate RUN``.
+    """
+    from ecgscale.data.cache import open_cache
+    from ecgscale.train import TrainConfig, train_run
+    from ecgscale.train.distributed import context_from_env, init_distributed, spawn_train
+
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        schedule=schedule,
+        warmup_epochs=warmup_epochs,
+        patience=patience or None,
+        monitor=monitor,
+        pos_weight=pos_weight,
+        precision=precision,
+        device=device,
+        seed=seed,
+        num_workers=num_workers,
+        max_minutes=max_minutes,
+        tensorboard=tensorboard,
+    )
+    ecg_cache = open_cache(cache)
+    model: dict[str, Any] = {
+        "depth": depth,
+        "channels": channels,
+        "kernel_size": kernel,
+        "gap": not no_gap,
+        "n_classes": len(ecg_cache.label_space),
+        "dropout": dropout,
+    }
+    if no_gap:
+        model["input_length"] = int(ecg_cache.window_length)
+    show = progress and not as_json
+    if ddp:
+        ctx = context_from_env(os.environ)
+        if ctx is None:
+            raise ConfigError(
+                "WORLD_SIZE is not set; launch with `torchrun --nproc_per_node=N $(which ecgscale) "
+                "train --ddp ...`, or use --nproc N to spawn local processes",
+                key="--ddp",
+            )
+        import torch.distributed as dist
+
+        init_distributed(ctx, device=device)
+        try:
+            result = train_run(ecg_cache, model, cfg, out, resume=resume, progress=show and ctx.is_main, dist=ctx)
+        finally:
+            dist.destroy_process_group()
+        if not ctx.is_main:
+            return
+    elif nproc > 1:
+        result = spawn_train(cache, model, cfg, out, nproc=nproc, resume=resume, progress=show)
+    else:
+        result = train_run(ecg_cache, model, cfg, out, resume=resume, progress=show)
+    if as_json:
+        console.print_json(json.dumps(_result_dict(result), default=str))
+        return
+    _print_train_summary(result, model)
+
+
+def _result_dict(result: Any) -> dict[str, Any]:
+    return {
+        "run_dir": str(result.run_dir),
+        "best_epoch": result.best_epoch,
+        "best_score": None if math.isnan(result.best_score) else result.best_score,
+        "stop_reason": result.stop_reason,
+        "epochs_run": result.epochs_run,
+        "train_seconds": result.train_seconds,
+        "records_per_s": result.records_per_s,
+        "device": result.device,
+        "precision": result.precision,
+        "history": result.history,
+    }
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.4f}"
+    return "-" if v is None else str(v)
+
+
+def _print_train_summary(result: Any, model: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    head = Table(title=f"Run {result.run_dir}", show_header=False)
+    head.add_row(
+        "model", f"D{model['depth']}-C{model['channels']}-K{model['kernel_size']}" + ("" if model["gap"] else "-noGAP")
+    )
+    head.add_row("best epoch", f"{result.best_epoch} of {result.epochs_run} ({result.stop_reason})")
+    head.add_row("best val score", _fmt(result.best_score))
+    head.add_row(
+        "time",
+        f"{result.train_seconds:.1f} s ({result.records_per_s:,.0f} train records/s, "
+        f"{result.device}, {result.precision})",
+    )
+    console.print(head)
+    if result.history:
+        cols = [
+            k
+            for k in (
+                "epoch",
+                "train_loss",
+                "val_loss",
+                "val_macro_auroc",
+                "val_macro_auprc",
+                "val_macro_f1",
+                "val_challenge_metric",
+            )
+            if k in result.history[0]
+        ]
+        table = Table(title="Epochs")
+        for c in cols:
+            table.add_column(c, justify="right")
+        for row in result.history:
+            mark = " *" if row.get("improved") else ""
+            table.add_row(*[_fmt(row.get(c)) + (mark if c == "epoch" else "") for c in cols])
+        console.print(table)
+    console.print(f"next: [bold]ecgscale evaluate {result.run_dir}[/]")
+
+
+@app.command("evaluate")
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="Run directory written by ecgscale train."),
+    split: str = typer.Option("test", "--split", help="Cache split to evaluate: train, val, test or all."),
+    cache: Path | None = typer.Option(None, "--cache", "-c", help="Cache to read (default: the run's own cache)."),
+    n_bootstrap: int = typer.Option(200, "--n-bootstrap", help="Bootstrap resamples for 95% CIs (0 = none)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON."),
+) -> None:
+    """Score a run on a split with thresholds tuned on VALIDATION; writes eval_<split>.json and a per-label CSV."""
+    from ecgscale.train import evaluate_run
+
+    if n_bootstrap < 0:
+        raise ConfigError(f"got {n_bootstrap}; allowed: an integer >= 0", key="--n-bootstrap")
+    result = evaluate_run(run_dir, split=split, cache=cache, n_bootstrap=n_bootstrap, device=device)
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return
+    _print_eval(result, run_dir)
+
+
+_EVAL_METRICS = ("macro_auroc", "micro_auroc", "macro_auprc", "macro_f1", "macro_fbeta", "challenge_metric", "loss")
+
+
+def _ci_text(ci: Any) -> str:
+    if isinstance(ci, list | tuple) and len(ci) == 2 and None not in ci:
+        return f"{ci[0]:.4f} - {ci[1]:.4f}"
+    return ""
+
+
+def _print_eval(result: dict[str, Any], run_dir: Path) -> None:
+    from rich.table import Table
+
+    metrics = result["metrics"]
+    cis = metrics.get("ci") or {}
+    head = Table(
+        title=f"{run_dir} on {result['split']}: {result['n_records']} records, centre windows, "
+        f"thresholds tuned on {result['thresholds_source']}"
+    )
+    head.add_column("metric")
+    head.add_column("value", justify="right")
+    head.add_column("95% CI", justify="right")
+    for k in _EVAL_METRICS:
+        if metrics.get(k) is not None:
+            head.add_row(k, _fmt(float(metrics[k])), _ci_text(cis.get(k)))
+    console.print(head)
+    groups = result.get("per_group") or {}
+    if groups:
+        table = Table(title="Per label group (macro over the group's classes)")
+        for c in ("group", "classes scored", "auroc", "95% CI", "auprc", "f1"):
+            table.add_column(c, justify="right" if c != "group" else "left")
+        for g, e in groups.items():
+            table.add_row(
+                g,
+                f"{e.get('n_classes_scored')}/{e.get('n_classes')}",
+                _fmt(e.get("auroc")),
+                _ci_text(e.get("auroc_ci")),
+                _fmt(e.get("auprc")),
+                _fmt(e.get("f1")),
+            )
+        console.print(table)
+    rows = result.get("per_label") or []
+    if rows:
+        table = Table(title="Per label")
+        cols = ("abbreviation", "group", "support", "auroc", "auprc", "f1", "threshold")
+        for c in cols:
+            table.add_column(c, justify="left" if c in ("abbreviation", "group") else "right")
+        for r in rows:
+            table.add_row(*[_fmt(r.get(c)) for c in cols])
+        console.print(table)
+    console.print(f"wrote {run_dir / ('eval_' + result['split'] + '.json')} and the per-label CSV")

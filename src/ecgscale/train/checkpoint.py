@@ -1,0 +1,255 @@
+"""Run directories: weights in safetensors, everything else in JSON, every file written atomically. No pickle.
+
+A run directory holds
+
+- ``config.json``: model config, train config, label space, preprocessing config and its hash, the per-class
+  thresholds tuned on the validation split, best epoch/score, ecgscale version and git SHA;
+- ``model.safetensors``: the best weights (by the monitored validation metric);
+- ``last.safetensors``: the resume state in ONE file (weights ``model.*``, optimiser tensors ``optim.*``,
+  and the JSON train state: epoch, step, history, scheduler and scaler state, in the safetensors metadata),
+  so a kill at any moment leaves either the previous or the new state, never a mix;
+- ``train_state.json``: a readable copy of that train state;
+- ``metrics.jsonl`` / ``metrics.csv``: one row per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ecgscale.errors import CheckpointError
+from ecgscale.fileio import atomic_path, read_json, write_json_atomic
+
+__all__ = [
+    "CONFIG_FILE",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "LAST_FILE",
+    "MODEL_FILE",
+    "STATE_FILE",
+    "LoadedRun",
+    "git_sha",
+    "load_resume_state",
+    "load_run",
+    "load_weights",
+    "read_run_config",
+    "save_resume_state",
+    "save_weights",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "ecgscale-run"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.safetensors"
+LAST_FILE = "last.safetensors"
+STATE_FILE = "train_state.json"
+
+
+def _meta(kind: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    from ecgscale import __version__
+
+    meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": kind, "ecgscale": __version__}
+    meta.update(extra or {})
+    return meta
+
+
+def save_weights(
+    path: str | os.PathLike[str],
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    kind: str = "weights",
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Write a state dict as safetensors, atomically, tagged so :func:`load_weights` can recognise it."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=_meta(kind, metadata))
+
+
+def load_weights(path: str | os.PathLike[str], *, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read an ecgscale safetensors file: ``(tensors, metadata)``; anything else is a ``CheckpointError``."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint file is missing")
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as fh:
+            meta = dict(fh.metadata() or {})
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118  (safe_open has no __iter__)
+    except Exception as exc:  # the safetensors parser raises its own error types for garbage input
+        raise CheckpointError(
+            f"{p}: not a readable safetensors file ({type(exc).__name__}: {exc}); it is corrupt, truncated or "
+            "in another format (ecgscale never reads pickled checkpoints)"
+        ) from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{p}: safetensors file was not written by ecgscale (metadata format="
+            f"{meta.get('format')!r}, expected {FORMAT!r})"
+        )
+    if kind is not None and meta.get("kind") != kind:
+        raise CheckpointError(f"{p}: holds {meta.get('kind')!r} tensors, expected {kind!r}")
+    return tensors, meta
+
+
+def save_resume_state(
+    path: str | os.PathLike[str],
+    model_state: Mapping[str, torch.Tensor],
+    optimizer_state: Mapping[str, Any],
+    state: Mapping[str, Any],
+) -> None:
+    """One atomic file with weights, optimiser tensors and the JSON train state (see module docstring)."""
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in model_state.items()}
+    for pid, pstate in optimizer_state["state"].items():
+        for key, value in pstate.items():
+            if not isinstance(value, torch.Tensor):
+                value = torch.tensor(value)
+            tensors[f"optim.{pid}.{key}"] = value
+    full = dict(state)
+    full["optimizer_param_groups"] = optimizer_state["param_groups"]
+    save_weights(path, tensors, kind="resume", metadata={"train_state": json.dumps(full, default=_json_default)})
+
+
+def load_resume_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict]:
+    """``(model_state, optimizer_state, train_state)`` from :func:`save_resume_state`'s file."""
+    tensors, meta = load_weights(path, kind="resume")
+    try:
+        state = json.loads(meta["train_state"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: resume checkpoint has no readable train state ({exc})") from exc
+    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    opt: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, pid, key = k.split(".", 2)
+            opt.setdefault(int(pid), {})[key] = v
+    groups = state.pop("optimizer_param_groups")
+    for g in groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    return model_state, {"state": opt, "param_groups": groups}, state
+
+
+def git_sha() -> str | None:
+    """The commit of the ecgscale source tree, if it is a git checkout (else ``None``)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and len(sha) == 40 else None
+
+
+def write_run_config(run_dir: str | os.PathLike[str], config: Mapping[str, Any]) -> None:
+    write_json_atomic(Path(run_dir) / CONFIG_FILE, dict(config))
+
+
+def read_run_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``config.json`` of a run, checked to be an ecgscale run config."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not Path(run_dir).is_dir():
+        raise CheckpointError(f"{run_dir}: run directory does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; {run_dir} is not an ecgscale run directory")
+    try:
+        cfg = read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        got = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
+        raise CheckpointError(f"{path}: not an ecgscale run config (format={got!r}, expected {FORMAT!r})")
+    if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: written by a newer ecgscale (format_version={cfg['format_version']}, "
+            f"this version reads <= {FORMAT_VERSION})"
+        )
+    for key in ("model", "label_space"):
+        if key not in cfg:
+            raise CheckpointError(f"{path}: missing key {key!r}")
+    return cfg
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A trained run ready to predict: the model in eval mode on CPU, and what it needs to be used honestly."""
+
+    model: torch.nn.Module
+    config: dict[str, Any]
+    label_space: Any  # ecgscale.data.labels.LabelSpace
+    preprocess: Any  # ecgscale.data.transforms.PreprocessConfig, or None for runs trained on in-memory arrays
+    thresholds: np.ndarray
+    run_dir: Path
+
+
+def build_model_from_config(model_config: Mapping[str, Any]) -> torch.nn.Module:
+    """Rebuild the network described by a run's ``config.json["model"]`` (a ``ResNet1dConfig`` dict)."""
+    from ecgscale.models import ResNet1d, ResNet1dConfig
+
+    return ResNet1d(ResNet1dConfig.from_dict(dict(model_config)))
+
+
+def load_run(run_dir: str | os.PathLike[str], *, weights: str = MODEL_FILE) -> LoadedRun:
+    """Load a run directory for prediction; every problem is a ``CheckpointError`` that names the file."""
+    from ecgscale.data.labels import LabelSpace
+
+    run = Path(run_dir)
+    cfg = read_run_config(run)
+    if not isinstance(cfg["model"], Mapping):
+        raise CheckpointError(
+            f"{run / CONFIG_FILE}: 'model' holds no model config (the run was trained on a "
+            "custom network; load its weights with load_weights)"
+        )
+    try:
+        model = build_model_from_config(cfg["model"])
+    except Exception as exc:
+        raise CheckpointError(f"{run / CONFIG_FILE}: cannot rebuild the model from 'model' ({exc})") from exc
+    state, _meta = load_weights(run / weights)
+    if weights == LAST_FILE:
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{run / weights}: weights do not fit the model in config.json (missing {list(result.missing_keys)[:5]}"
+            f", unexpected {list(result.unexpected_keys)[:5]}); the checkpoint belongs to another model"
+        )
+    model.eval()
+    try:
+        label_space = LabelSpace.from_dict(cfg["label_space"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{run / CONFIG_FILE}: invalid 'label_space' ({exc})") from exc
+    preprocess = None
+    if cfg.get("preprocess"):
+        from ecgscale.data.transforms import PreprocessConfig
+
+        preprocess = PreprocessConfig.from_dict(cfg["preprocess"])
+    thr = cfg.get("thresholds")
+    thresholds = np.full(len(label_space), 0.5) if thr is None else np.asarray(thr, dtype=np.float64)
+    if thresholds.shape != (len(label_space),):
+        raise CheckpointError(f"{run / CONFIG_FILE}: {thresholds.size} thresholds for {len(label_space)} classes")
+    return LoadedRun(
+        model=model, config=cfg, label_space=label_space, preprocess=preprocess, thresholds=thresholds, run_dir=run
+    )
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, tuple | set):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

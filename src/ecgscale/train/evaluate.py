@@ -1,0 +1,171 @@
+"""``evaluate_run``: score a trained run on a cache split with the thresholds tuned on VALIDATION.
+
+Predictions use one centre window per record (the window the model was trained on). For records longer than
+the window the rest of the record is not seen here; averaging over windows is the predictor's job
+(``ecgscale.infer``), so test metrics here are per centre window, the same for every model of a study.
+Thresholds are never tuned on the evaluated split: they come from ``config.json``, tuned on ``val``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ecgscale.errors import CheckpointError, ConfigError
+from ecgscale.fileio import write_json_atomic, write_text_atomic
+from ecgscale.train.checkpoint import load_run
+from ecgscale.train.data import CacheSource
+from ecgscale.train.trainer import _jsonable, _sigmoid, predict_logits, resolve_device, resolve_precision
+
+__all__ = ["evaluate_run", "per_label_rows"]
+
+log = logging.getLogger(__name__)
+
+
+def _open_cache_for(run_dir: Path, cfg: Mapping[str, Any], cache: Any) -> Any:
+    from ecgscale.data.cache import open_cache
+
+    if cache is None:
+        path = cfg.get("cache")
+        if not path:
+            raise ConfigError(f"{run_dir}/config.json names no cache; pass cache= (--cache)", key="cache")
+        if not Path(path).exists():
+            raise ConfigError(f"the run's cache {path} does not exist any more; pass cache= (--cache)", key="cache")
+        cache = path
+    if isinstance(cache, str | os.PathLike):
+        cache = open_cache(cache)
+    return cache
+
+
+def per_label_rows(metrics: Mapping[str, Any], label_space: Any) -> list[dict[str, Any]]:
+    """The per-label table of ``compute_metrics`` as rows (class index, key, abbreviation, group, scores)."""
+    table = metrics.get("per_label")
+    rows: list[dict[str, Any]]
+    if table is None:
+        return []
+    if hasattr(table, "to_dict") and hasattr(table, "columns"):
+        rows = table.to_dict(orient="records")
+    elif isinstance(table, Mapping):
+        rows = [dict(v, label=k) if isinstance(v, Mapping) else {"label": k, "value": v} for k, v in table.items()]
+    elif isinstance(table, Sequence):
+        rows = [dict(r) for r in table]
+    else:
+        return []
+    return [_jsonable(r) for r in rows]
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    split: str = "test",
+    cache: Any = None,
+    n_bootstrap: int = 200,
+    batch_size: int = 256,
+    device: str = "auto",
+    precision: str = "fp32",
+    seed: int = 0,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Metrics of a run on ``split`` (default ``test``) with bootstrap 95% CIs; writes ``eval_<split>.json`` and
+    ``eval_<split>_per_label.csv`` into the run directory (atomically) unless ``write=False``.
+
+    ``cache`` defaults to the cache the run was trained on (its path is in ``config.json``); a cache with a
+    different preprocessing hash or label space is refused, since the numbers would not mean what they say.
+    """
+    from ecgscale.metrics import compute_metrics
+
+    run = Path(run_dir)
+    loaded = load_run(run)
+    cfg = loaded.config
+    cache = _open_cache_for(run, cfg, cache)
+    want_hash = cfg.get("preprocess_hash")
+    if want_hash and cache.preprocess_hash != want_hash:
+        raise ConfigError(
+            f"cache {cache.path} was preprocessed differently (hash {cache.preprocess_hash}) from the "
+            f"run's training cache (hash {want_hash}); evaluate on a cache built with the same "
+            "preprocessing",
+            key="cache",
+        )
+    if cache.label_space.keys != loaded.label_space.keys:
+        raise ConfigError(
+            f"cache {cache.path} has label space {cache.label_space.name!r} "
+            f"({len(cache.label_space)} classes) but the run predicts {loaded.label_space.name!r} "
+            f"({len(loaded.label_space)} classes)",
+            key="cache",
+        )
+    source = CacheSource(cache, split, load_limit_mb=0)
+    if len(source) == 0:
+        raise ConfigError(f"cache {cache.path} has no records in split {split!r}", key="split")
+    if source.window != cfg.get("window", source.window):
+        raise CheckpointError(f"{run}: trained on {cfg.get('window')}-sample windows, cache gives {source.window}")
+    dev = resolve_device(device)
+    _, amp_dtype, _ = resolve_precision(precision, dev)
+    model = loaded.model.to(dev)
+    logits = predict_logits(model, source, batch_size=batch_size, device=dev, amp_dtype=amp_dtype)
+    probs = _sigmoid(logits)
+    y = source.labels
+    metrics = dict(
+        compute_metrics(
+            y, probs, thresholds=loaded.thresholds, label_space=loaded.label_space, n_bootstrap=n_bootstrap, seed=seed
+        )
+    )
+    with torch.no_grad():
+        metrics["loss"] = float(
+            torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(logits), torch.from_numpy(y))
+        )
+    per_label = per_label_rows(metrics, loaded.label_space)
+    result = {
+        "run_dir": str(run.resolve()),
+        "split": split,
+        "n_records": len(source),
+        "cache": str(Path(cache.path).resolve()),
+        "preprocess_hash": cache.preprocess_hash,
+        "model": cfg.get("model"),
+        "n_params": int(sum(p.numel() for p in model.parameters())),
+        "best_epoch": cfg.get("best_epoch"),
+        "thresholds": loaded.thresholds.tolist(),
+        "thresholds_source": cfg.get("thresholds_source", "val"),
+        "window": "centre",
+        "n_bootstrap": n_bootstrap,
+        "label_space": loaded.label_space.name,
+        "labels": loaded.label_space.abbreviations,
+        "prevalence": np.asarray(y.mean(axis=0)).tolist(),
+        "metrics": _jsonable({k: v for k, v in metrics.items() if k not in ("per_label", "per_group")}),
+        "per_label": per_label,
+        "per_group": _jsonable(metrics.get("per_group") or {}),
+    }
+    if write:
+        write_json_atomic(run / f"eval_{split}.json", result)
+        write_text_atomic(run / f"eval_{split}_per_label.csv", _csv(per_label))
+        log.info("wrote %s", run / f"eval_{split}.json")
+    return result
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    """Per-label rows as CSV; a ``[low, high]`` interval becomes two columns ``<name>_low``/``<name>_high``."""
+    flat = []
+    for r in rows:
+        out: dict[str, Any] = {}
+        for k, v in r.items():
+            if isinstance(v, list | tuple) and len(v) == 2:
+                out[f"{k}_low"], out[f"{k}_high"] = v
+            elif not isinstance(v, dict | list | tuple):
+                out[k] = v
+        flat.append(out)
+    cols: list[str] = []
+    for r in flat:
+        cols.extend(k for k in r if k not in cols)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols)
+    writer.writeheader()
+    for r in flat:
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+    return buf.getvalue()

@@ -1,0 +1,98 @@
+"""``train_run``: train one ResNet1d configuration on a prepared cache into a run directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ecgscale.errors import ConfigError
+from ecgscale.train.config import TrainConfig
+from ecgscale.train.data import CacheSource
+from ecgscale.train.trainer import DistContext, EpochCallback, Trainer, TrainResult
+
+__all__ = ["build_model", "train_run"]
+
+
+def build_model(model_config: Any, *, n_classes: int, window: int, seed: int) -> Any:
+    """The network of ``model_config`` for ``n_classes`` outputs, checked against ``window`` input samples.
+
+    Bad D/C/K, a kernel too wide for the signal, or a no-GAP head built for another length raise
+    ``ConfigError`` here, before any data is read for training.
+    """
+    from ecgscale.models import ResNet1d, ResNet1dConfig
+
+    if isinstance(model_config, Mapping):
+        model_config = ResNet1dConfig.from_dict(model_config)
+    if not isinstance(model_config, ResNet1dConfig):
+        raise ConfigError(f"expected a ResNet1dConfig or a dict, got {type(model_config).__name__}", key="model")
+    if model_config.n_leads != 12:
+        raise ConfigError(f"got n_leads={model_config.n_leads}; the cache stores 12 leads", key="model.n_leads")
+    if model_config.n_classes != n_classes:
+        raise ConfigError(
+            f"got n_classes={model_config.n_classes} but the cache's label space has {n_classes} "
+            f"classes; build the config with n_classes={n_classes}",
+            key="model.n_classes",
+        )
+    model_config.validate_input_length(window)
+    return ResNet1d(model_config, generator=seed)
+
+
+def train_run(
+    cache: Any,
+    model_config: Any,
+    train_config: TrainConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    epoch_callback: EpochCallback | None = None,
+    dist: DistContext | None = None,
+) -> TrainResult:
+    """Train on the cache's ``train`` split, select and threshold on ``val``, write everything to ``out_dir``.
+
+    ``cache`` is an ``EcgCache`` or its path. The run directory is described in ``ecgscale.train.checkpoint``;
+    ``resume=True`` continues an interrupted run from its last checkpoint (same final metrics as an
+    uninterrupted run). ``epoch_callback(epoch, val_metrics)`` (the ``compute_metrics`` dict plus ``val_loss`` and
+    the monitored value under its config name, e.g. ``"challenge"``) runs after each epoch's checkpoint is written
+    (the study layer reports to Optuna there; a prune exception propagates).
+    """
+    from ecgscale.data.cache import open_cache
+
+    if not isinstance(train_config, TrainConfig):
+        raise ConfigError(f"expected a TrainConfig, got {type(train_config).__name__}", key="train")
+    if isinstance(cache, str | os.PathLike):
+        cache = open_cache(cache)
+    space = cache.label_space
+    window = int(cache.window_length)
+    model = build_model(model_config, n_classes=len(space), window=window, seed=train_config.seed)
+    train_src = CacheSource(cache, "train")
+    val_src = CacheSource(cache, "val")
+    for name, src in (("train", train_src), ("val", val_src)):
+        if len(src) == 0:
+            raise ConfigError(
+                f"cache {cache.path} has no records in split {name!r}; rebuild or resplit it with "
+                "non-zero train and val fractions",
+                key="split",
+            )
+    run_info = {
+        "model": model.config.to_dict(),
+        "preprocess": cache.config.to_dict(),
+        "preprocess_hash": cache.preprocess_hash,
+        "cache": str(Path(cache.path).resolve()),
+        "split": cache.info.get("split"),
+    }
+    trainer = Trainer(
+        model,
+        space,
+        train_config,
+        train_data=train_src,
+        val_data=val_src,
+        out_dir=out_dir,
+        run_info=run_info,
+        progress=progress,
+        epoch_callback=epoch_callback,
+        dist=dist,
+    )
+    return trainer.fit(resume=resume)
