@@ -1,5 +1,307 @@
-"""CLI commands: study (registered on the shared app)."""
+"""CLI commands: sweep, analyze, search, search-compare (scale studies on optuna)."""
 
 from __future__ import annotations
 
-from ecgscale.cli._app import app  # noqa: F401
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ecgscale.cli._app import app, console
+from ecgscale.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_RUNNER_HELP = (
+    "What trains one configuration: 'train' (the real trainer), or 'surrogate[:SECONDS_PER_EPOCH]', an "
+    "analytic stand-in that trains nothing, for checking storage/workers/analysis quickly."
+)
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _set_threads(threads: int | None, n_workers_hint: int) -> None:
+    """Workers sharing a machine split its cores instead of oversubscribing them."""
+    n = threads or max(1, (os.cpu_count() or 1) // max(1, n_workers_hint))
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+
+
+def _open_cache(cache: Path | None, *, required: bool) -> Any:
+    if cache is None:
+        if required:
+            raise ConfigError("is required with the 'train' runner (a cache from `ecgscale prepare`)", key="--cache")
+        return None
+    from ecgscale.data.cache import open_cache
+
+    return open_cache(cache)
+
+
+def _make_runner(spec: str, cache: Any, *, progress: bool) -> tuple[Any, dict[str, Any]]:
+    """The injected trial runner and the data identity recorded in the study."""
+    from ecgscale.study.objective import SurrogateRunner, TrainRunner, cache_identity
+
+    if spec == "train":
+        return TrainRunner(cache, progress=progress), cache_identity(cache)
+    if spec == "surrogate" or spec.startswith("surrogate:"):
+        seconds = 0.0
+        if ":" in spec:
+            try:
+                seconds = float(spec.split(":", 1)[1])
+            except ValueError:
+                raise ConfigError(f"got {spec!r}; allowed: surrogate:SECONDS (a number)", key="--runner") from None
+        if cache is None:
+            return SurrogateRunner(seconds_per_epoch=seconds), {"surrogate": True}
+        space = cache.label_space
+        labels = {c.abbreviation: c.group for c in space.classes if c.group is not None}
+        sources = tuple(sorted(set(cache.manifest["source"].astype(str))))
+        return (
+            SurrogateRunner(labels=labels, sources=sources, seconds_per_epoch=seconds, fs=float(cache.config.fs)),
+            {**cache_identity(cache), "surrogate": True},
+        )
+    raise ConfigError(f"got {spec!r}; allowed: train | surrogate[:SECONDS_PER_EPOCH]", key="--runner")
+
+
+def _train_overrides(
+    epochs: int,
+    batch_size: int | None,
+    lr: float | None,
+    max_minutes: float | None,
+    device: str | None,
+    *,
+    validate: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"epochs": epochs}
+    for key, value in (("batch_size", batch_size), ("lr", lr), ("max_minutes", max_minutes), ("device", device)):
+        if value is not None:
+            out[key] = value
+    if epochs < 1:
+        raise ConfigError(f"got {epochs}; allowed: an integer >= 1", key="--epochs")
+    if validate:  # now, not in every trial (imports torch, so the surrogate skips it)
+        from ecgscale.train import TrainConfig
+
+        TrainConfig(**out)
+    return out
+
+
+@app.command("sweep")
+def sweep_cmd(
+    study: str = typer.Option(..., "--study", help="Study name (folder under --studies-dir; key in --storage)."),
+    cache: Path | None = typer.Option(None, "--cache", help="Prepared cache (`ecgscale prepare`)."),
+    grid: str = typer.Option(
+        "axes", "--grid", help="paper (250-point factorial), axes (one factor at a time), or a TOML/YAML grid file."
+    ),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        help="SQLAlchemy URL shared by workers, e.g. "
+        "postgresql://user@host/db (default: <studies-dir>/<study>/study.db).",
+    ),
+    epochs: int = typer.Option(30, "--epochs", help="Epochs per trial."),
+    repeats: int | None = typer.Option(
+        None, "--repeats", help="Seeds per configuration (error bars); default 1, or the grid file's seeds/repeats."
+    ),
+    studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where studies and trial runs live."),
+    n_workers_hint: int = typer.Option(
+        1, "--n-workers-hint", help="Workers sharing this machine; each uses cores/hint torch threads."
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="Torch threads (overrides --n-workers-hint)."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Seconds after which no new trial starts."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Override the trainer's batch size."),
+    lr: float | None = typer.Option(None, "--lr", help="Override the trainer's learning rate."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Wall-clock cap per trial."),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda[:N]."),
+    heartbeat_interval: int = typer.Option(60, "--heartbeat-interval", help="Seconds between trial heartbeats."),
+    grace_period: int | None = typer.Option(
+        None,
+        "--grace-period",
+        help="Seconds without heartbeat after which a trial counts as dead and is re-run (default 2 x interval).",
+    ),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Queue again grid points whose trials failed."),
+    wait: bool = typer.Option(
+        True,
+        "--wait/--no-wait",
+        help="When nothing is left to start, wait for other "
+        "workers' trials (and re-run those whose worker died) before exiting.",
+    ),
+    runner: str = typer.Option("train", "--runner", help=_RUNNER_HELP),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train every configuration of a scale grid; any number of workers may share one study.
+
+    Re-running the same command resumes the study (finished configurations are not re-run). Start more
+    workers, on this or other machines, with the same --study and a shared --storage URL.
+    """
+    from ecgscale.study.grids import resolve_grid
+    from ecgscale.study.sweep import SweepSettings, run_sweep
+
+    _quiet_optuna()
+    if repeats is not None and repeats < 1:
+        raise ConfigError(f"got {repeats}; allowed: an integer >= 1", key="--repeats")
+    g = resolve_grid(grid, seeds=None if repeats is None else tuple(range(repeats)))
+    train = _train_overrides(epochs, batch_size, lr, max_minutes, device, validate=runner == "train")
+    if runner == "train":
+        _set_threads(threads, n_workers_hint)
+    data = _open_cache(cache, required=runner == "train")
+    run_trial, identity = _make_runner(runner, data, progress=False)
+    settings = SweepSettings(
+        name=study,
+        grid=g,
+        train=train,
+        studies_dir=studies_dir,
+        storage=storage,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        timeout=timeout,
+        wait=wait,
+        retry_failed=retry_failed,
+    )
+    summary = run_sweep(settings, runner=run_trial, data=identity, progress=progress)
+    state = "complete" if summary.done else "incomplete"
+    console.print(
+        f"study [bold]{study}[/]: {summary.n_complete}/{summary.n_points} grid points {state}; this worker ran "
+        f"{len(summary.ran)} trial(s), {len(summary.failed)} failed, {len(summary.duplicates)} duplicate(s) "
+        f"skipped in {summary.seconds:.1f} s ({summary.storage})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if summary.failed:
+        console.print("some trials failed; see `error` in the study's trials, fix, then re-run with --retry-failed")
+
+
+@app.command("analyze")
+def analyze_cmd(
+    study: str = typer.Option(..., "--study", help="Study name."),
+    out: Path = typer.Option(..., "--out", help="Output folder for tables (CSV + Markdown) and figures (PNG + SVG)."),
+    storage: str | None = typer.Option(None, "--storage", help="SQLAlchemy URL (default: the study's SQLite file)."),
+    studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where studies live."),
+    metric: str = typer.Option("macro_auroc", "--metric", help="Metric analysed (val_/test_ prefixed in tables)."),
+    rf_threshold: float | None = typer.Option(
+        None,
+        "--rf-threshold",
+        help="Receptive field (s) separating local from global fields in the GAP analysis (default: the median).",
+    ),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw the figures (PNG + SVG)."),
+) -> None:
+    """Answer the scale questions from a finished sweep: performance vs D/C/K, receptive field, cost, per label."""
+    from ecgscale.study.analysis import analyze_study
+    from ecgscale.study.results import load_study, trials_frame
+
+    _quiet_optuna()
+    st = load_study(study, storage, studies_dir=studies_dir)
+    report = analyze_study(
+        trials_frame(st), out, metric=metric, rf_threshold=rf_threshold, grid=st.user_attrs.get("grid"), figures=figures
+    )
+    for line in report.findings:
+        console.print(f"- {line}", highlight=False, soft_wrap=True, markup=False)
+    console.print(f"wrote {len(report.files)} files to {out}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command("search")
+def search_cmd(
+    study: str = typer.Option(..., "--study", help="Study name for this search."),
+    cache: Path | None = typer.Option(None, "--cache", help="Prepared cache (`ecgscale prepare`)."),
+    space: str = typer.Option(
+        "narrow",
+        "--space",
+        help="wide | narrow | a TOML/YAML space file | from-study:NAME (derived from a finished sweep).",
+    ),
+    trials: int = typer.Option(20, "--trials", help="Trial budget (finished trials, pruned ones included)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the TPE sampler and of every trial."),
+    epochs: int = typer.Option(20, "--epochs", help="Maximum epochs per trial (pruning may stop earlier)."),
+    max_minutes: float | None = typer.Option(
+        10.0, "--max-minutes", help="Wall-clock cap per trial, so huge models of the wide space cannot eat the budget."
+    ),
+    pruner: str = typer.Option("median", "--pruner", help="median | hyperband | none."),
+    top_q: float = typer.Option(0.2, "--top-q", help="from-study: fraction of best configurations kept."),
+    storage: str | None = typer.Option(None, "--storage", help="SQLAlchemy URL (default: SQLite under --studies-dir)."),
+    studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where studies live."),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda[:N]."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch threads."),
+    runner: str = typer.Option("train", "--runner", help=_RUNNER_HELP),
+) -> None:
+    """TPE search over architecture and training hyper-parameters, pruning hopeless trials."""
+    from ecgscale.study.search import SearchSettings, resolve_space, run_search
+
+    _quiet_optuna()
+    sp = resolve_space(space, storage=storage, studies_dir=studies_dir, top_q=top_q)
+    if runner == "train":
+        _set_threads(threads, 1)
+    data = _open_cache(cache, required=runner == "train")
+    run_trial, identity = _make_runner(runner, data, progress=False)
+    train = _train_overrides(epochs, None, None, max_minutes, device, validate=runner == "train")
+    settings = SearchSettings(
+        name=study,
+        space=sp,
+        n_trials=trials,
+        seed=seed,
+        train=train,
+        pruner=pruner,
+        studies_dir=studies_dir,
+        storage=storage,
+    )
+    summary = run_search(settings, runner=run_trial, data=identity)
+    console.print(
+        f"search [bold]{study}[/] ({sp.name}): {summary.n_complete} complete, {summary.n_pruned} pruned; best "
+        f"validation {summary.best_value:.4f} (trial {summary.best_trial}, {summary.best_config}); "
+        f"test {summary.best_test:.4f}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("search-compare")
+def search_compare_cmd(
+    out: Path = typer.Option(..., "--out", help="Output folder for the comparison table, figure and verdict."),
+    cache: Path | None = typer.Option(None, "--cache", help="Prepared cache (`ecgscale prepare`)."),
+    trials: int = typer.Option(20, "--trials", help="Trial budget per search (equal for both spaces)."),
+    seeds: int = typer.Option(3, "--seeds", help="Searches per space with different seeds (confidence intervals)."),
+    study: str = typer.Option("compare", "--study", help="Prefix of the search studies' names."),
+    epochs: int = typer.Option(20, "--epochs", help="Maximum epochs per trial."),
+    max_minutes: float | None = typer.Option(10.0, "--max-minutes", help="Wall-clock cap per trial."),
+    pruner: str = typer.Option("median", "--pruner", help="median | hyperband | none."),
+    narrow: str = typer.Option("narrow", "--narrow", help="The narrow space: narrow | FILE | from-study:NAME."),
+    storage: str | None = typer.Option(None, "--storage", help="SQLAlchemy URL (default: SQLite per study)."),
+    studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where studies live."),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda[:N]."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch threads."),
+    runner: str = typer.Option("train", "--runner", help=_RUNNER_HELP),
+) -> None:
+    """Does the narrow space beat the wide one? Equal budgets, several seeds, best-so-far curves, CIs."""
+    from ecgscale.study.search import compare_spaces, resolve_space
+    from ecgscale.study.spaces import wide_space
+
+    _quiet_optuna()
+    if seeds < 1:
+        raise ConfigError(f"got {seeds}; allowed: an integer >= 1", key="--seeds")
+    narrow_sp = resolve_space(narrow, storage=storage, studies_dir=studies_dir)
+    if runner == "train":
+        _set_threads(threads, 1)
+    data = _open_cache(cache, required=runner == "train")
+    run_trial, identity = _make_runner(runner, data, progress=False)
+    train = _train_overrides(epochs, None, None, max_minutes, device, validate=runner == "train")
+    report = compare_spaces(
+        [wide_space(), narrow_sp],
+        out,
+        runner=run_trial,
+        data=identity,
+        n_trials=trials,
+        seeds=tuple(range(seeds)),
+        prefix=study,
+        train=train,
+        pruner=pruner,
+        studies_dir=studies_dir,
+        storage=storage,
+    )
+    console.print(report.verdict, highlight=False, soft_wrap=True, markup=False)
+    console.print(f"wrote {len(report.files)} files to {out}", highlight=False, soft_wrap=True, markup=False)

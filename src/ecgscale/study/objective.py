@@ -1,0 +1,417 @@
+"""What one trial runs: a configuration in, a :class:`TrialOutcome` out, through an injected runner.
+
+A runner is any callable ``run_trial(config, trial_dir, report) -> TrialOutcome``; ``report(epoch, value)``
+passes the validation metric of each epoch to optuna (and may raise ``optuna.TrialPruned``). The default,
+:class:`TrainRunner`, trains with :func:`ecgscale.train.train_run` and scores the test split with
+:func:`ecgscale.train.evaluate_run`. :class:`SurrogateRunner` is a cheap analytic stand-in used to exercise the
+study machinery (workers, storage, resume, analysis) without training — never to draw conclusions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ecgscale.errors import ConfigError
+from ecgscale.study.grids import ArchPoint
+
+__all__ = [
+    "ReportFn",
+    "RunTrial",
+    "SurrogateRunner",
+    "TrainRunner",
+    "TrialConfig",
+    "TrialOutcome",
+    "cache_identity",
+    "per_source_metrics",
+]
+
+log = logging.getLogger(__name__)
+
+ReportFn = Callable[[int, float], None]
+
+#: Scalar metrics copied from the trainer's metric dicts into the study (when present).
+SCALAR_METRICS = ("macro_auroc", "micro_auroc", "macro_auprc", "macro_f1", "macro_f2", "challenge")
+
+
+@dataclass(frozen=True, slots=True)
+class TrialConfig:
+    """Everything that defines one trial: the architecture, the seed and the training settings.
+
+    ``train`` holds :class:`ecgscale.train.TrainConfig` overrides (``epochs``, ``lr``, ``batch_size``, ...);
+    ``model`` holds extra :class:`ecgscale.models.ResNet1dConfig` options (``dropout``, ...).
+    """
+
+    arch: ArchPoint
+    seed: int = 0
+    train: Mapping[str, Any] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"got {self.seed!r}; allowed: an integer >= 0", key="seed")
+
+    @property
+    def epochs(self) -> int:
+        return int(self.train.get("epochs", 30))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.arch.to_dict(), "seed": self.seed, "train": dict(self.train), "model": dict(self.model)}
+
+
+@dataclass(frozen=True, slots=True)
+class TrialOutcome:
+    """What a trial reports; all JSON-ready so it can be stored as optuna user attributes.
+
+    ``value`` is the objective (the validation metric the run was selected on; larger is better).
+    ``per_label``/``per_group`` map a split (``"val"``, ``"test"``) to ``{name: AUROC}``; ``per_source`` maps a
+    data source to its test metrics.
+    """
+
+    value: float
+    val_metrics: Mapping[str, float] = field(default_factory=dict)
+    test_metrics: Mapping[str, float] = field(default_factory=dict)
+    per_label: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    per_group: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    per_source: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    params: int = 0
+    flops: int = 0
+    receptive_field: int = 0
+    receptive_field_s: float = float("nan")
+    train_seconds: float = 0.0
+    best_epoch: int | None = None
+    run_dir: str | None = None
+
+    def user_attrs(self) -> dict[str, Any]:
+        return {
+            "val_metrics": _clean(self.val_metrics),
+            "test_metrics": _clean(self.test_metrics),
+            "per_label": {k: _clean(v) for k, v in self.per_label.items()},
+            "per_group": {k: _clean(v) for k, v in self.per_group.items()},
+            "per_source": {k: _clean(v) for k, v in self.per_source.items()},
+            "params": int(self.params),
+            "flops": int(self.flops),
+            "receptive_field": int(self.receptive_field),
+            "receptive_field_s": _num(self.receptive_field_s),
+            "train_seconds": float(self.train_seconds),
+            "best_epoch": self.best_epoch,
+            "run_dir": self.run_dir,
+        }
+
+
+class RunTrial(Protocol):
+    def __call__(self, config: TrialConfig, trial_dir: Path, report: ReportFn) -> TrialOutcome: ...
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None  # JSON (optuna user attrs) has no NaN
+
+
+def _clean(d: Mapping[str, Any]) -> dict[str, float | None]:
+    return {str(k): _num(v) for k, v in d.items() if _num(v) is not None or v is None}
+
+
+def cache_identity(cache: Any) -> dict[str, Any]:
+    """What makes two caches "the same data" for a study: preprocessing hash, label space and split sizes."""
+    manifest = cache.manifest
+    splits = {str(k): int(v) for k, v in manifest["split"].value_counts().sort_index().items()}
+    return {
+        "preprocess_hash": cache.config.hash(),
+        "labels": list(cache.label_space.keys),
+        "n_records": len(cache),
+        "splits": splits,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The real runner
+
+
+def _flatten_labels(table: Any) -> dict[str, float]:
+    """Per-label/per-group AUROC from the metrics tables (``per_label`` rows or a ``per_group`` dict)."""
+    out: dict[str, float] = {}
+    if table is None:
+        return out
+    if isinstance(table, Mapping):
+        items = list(table.items())
+    else:  # list of row dicts
+        items = [(r.get("abbreviation") or r.get("label") or r.get("key"), r) for r in table]
+    for name, row in items:
+        if name is None:
+            continue
+        f = _num(row.get("auroc") if isinstance(row, Mapping) else row)
+        if f is not None:
+            out[str(name)] = f
+    return out
+
+
+def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for k in (*SCALAR_METRICS, "macro_fbeta", "challenge_metric"):
+        f = _num(metrics.get(k))
+        if f is not None:
+            out["challenge" if k == "challenge_metric" else k] = f
+    return out
+
+
+class TrainRunner:
+    """Train one configuration with :func:`ecgscale.train.train_run`, then score it on val and test.
+
+    ``base`` is the :class:`ecgscale.train.TrainConfig` every trial starts from (trial overrides win); its
+    ``monitor`` is the objective. ``evaluate_run`` gives no per-source numbers, so this runner predicts the
+    test split once more, saves the probabilities to ``predictions_test.npz`` in the run directory and scores
+    each data source with :func:`ecgscale.metrics.compute_metrics` (sources with under ``min_source_records``
+    test records are left out: their AUROC would be noise).
+    """
+
+    def __init__(
+        self,
+        cache: Any,
+        *,
+        base: Any = None,
+        n_bootstrap: int = 0,
+        progress: bool = False,
+        min_source_records: int = 10,
+    ):
+        from ecgscale.train import TrainConfig
+
+        self.cache = cache
+        self.base = base if base is not None else TrainConfig()
+        self.n_bootstrap = n_bootstrap
+        self.progress = progress
+        self.min_source_records = min_source_records
+
+    def __call__(self, config: TrialConfig, trial_dir: Path, report: ReportFn) -> TrialOutcome:
+        import dataclasses
+
+        from ecgscale.models import ResNet1dConfig, cost, receptive_field
+        from ecgscale.train import evaluate_run, train_run
+
+        train_cfg = dataclasses.replace(self.base, seed=config.seed, **dict(config.train))
+        fs = float(self.cache.config.fs)
+        n_samples = int(self.cache.window_length)
+        model_cfg = ResNet1dConfig(
+            depth=config.arch.depth,
+            channels=config.arch.channels,
+            kernel_size=config.arch.kernel_size,
+            gap=config.arch.gap,
+            n_leads=12,
+            n_classes=len(self.cache.label_space),
+            input_length=None if config.arch.gap else n_samples,
+            **dict(config.model),
+        )
+        sign = 1.0 if train_cfg.maximize else -1.0
+
+        def on_epoch(epoch: int, metrics: Mapping[str, Any]) -> None:
+            value = _num(metrics.get(train_cfg.monitor))
+            if value is not None:
+                report(int(epoch), sign * value)
+
+        # A retried trial gets its killed predecessor's folder (see ecgscale.study.sweep): continue from there.
+        resume = (trial_dir / "config.json").exists() or (trial_dir / "last.safetensors").exists()
+        result = train_run(
+            self.cache, model_cfg, train_cfg, trial_dir, resume=resume, progress=self.progress, epoch_callback=on_epoch
+        )
+        run_dir = Path(result.run_dir if result.run_dir is not None else trial_dir)
+        # The trainer already scored val at the best epoch (per label and group too); only test is new work.
+        val = {"metrics": dict(result.val_metrics)}
+        val["per_label"], val["per_group"] = val["metrics"].get("per_label"), val["metrics"].get("per_group")
+        if not val["per_label"]:
+            val = evaluate_run(run_dir, split="val", cache=self.cache, n_bootstrap=0)
+        test = evaluate_run(run_dir, split="test", cache=self.cache, n_bootstrap=self.n_bootstrap)
+        rf = receptive_field(model_cfg, fs=fs)
+        c = cost(model_cfg, n_samples)
+        vm, tm = val["metrics"], test["metrics"]
+        return TrialOutcome(
+            value=sign * float(result.best_score),
+            val_metrics=_scalars(vm),
+            test_metrics=_scalars(tm),
+            per_label={"val": _flatten_labels(val.get("per_label")), "test": _flatten_labels(test.get("per_label"))},
+            per_group={
+                "val": _flatten_labels(val.get("per_group") or vm.get("per_group")),
+                "test": _flatten_labels(test.get("per_group") or tm.get("per_group")),
+            },
+            per_source=per_source_metrics(run_dir, self.cache, min_records=self.min_source_records),
+            params=int(c.params),
+            flops=int(c.flops),
+            receptive_field=int(rf.samples),
+            receptive_field_s=float(rf.seconds if rf.seconds is not None else rf.samples / fs),
+            train_seconds=float(result.train_seconds),
+            best_epoch=int(result.best_epoch),
+            run_dir=str(run_dir),
+        )
+
+
+def per_source_metrics(
+    run_dir: str | Path, cache: Any, *, split: str = "test", min_records: int = 10, batch_size: int = 256
+) -> dict[str, dict[str, float]]:
+    """Metrics of a run on each data source of ``split``, from centre windows (as ``evaluate_run`` scores).
+
+    The probabilities are saved to ``predictions_<split>.npz`` (``index``, ``prob``, ``source``) so other
+    analyses can reuse them.
+    """
+    import torch
+
+    from ecgscale.fileio import atomic_path
+    from ecgscale.metrics import compute_metrics
+    from ecgscale.train import load_run
+
+    run = load_run(run_dir)
+    idx = cache.indices(split)
+    if len(idx) == 0:
+        return {}
+    model = run.model.eval()
+    probs = []
+    with torch.inference_mode():
+        for a in range(0, len(idx), batch_size):
+            x, _ = cache.get_batch(idx[a : a + batch_size])
+            probs.append(torch.sigmoid(model(torch.from_numpy(x)).float()).numpy())
+    prob = np.concatenate(probs)
+    y = np.asarray(cache.labels[idx])
+    sources = cache.manifest["source"].to_numpy()[idx].astype(str)
+    with atomic_path(Path(run_dir) / f"predictions_{split}.npz", suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, index=idx, prob=prob.astype(np.float32), source=sources)
+    out: dict[str, dict[str, float]] = {}
+    for src in sorted(set(sources)):
+        mask = sources == src
+        if mask.sum() < min_records:
+            continue
+        m = compute_metrics(y[mask], prob[mask], thresholds=run.thresholds, label_space=run.label_space)
+        out[src] = _scalars(m)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The surrogate runner
+
+
+def _unit_hash(*parts: Any) -> float:
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") / 2**64
+
+
+class SurrogateRunner:
+    """An analytic stand-in for training: deterministic scores from (D, C, K, GAP, seed), optional sleep.
+
+    The surface is invented (shallow, wide, small-kernel nets score higher; GAP helps when the receptive field
+    is local) so that the analysis code has a known answer to find. ``seconds_per_epoch`` makes trials last
+    long enough to kill a worker mid-trial in tests. Never use it to draw conclusions about ECGs.
+    """
+
+    GROUPS = ("rhythm", "conduction", "axis", "intervals", "morphology", "pacing")
+
+    def __init__(
+        self,
+        *,
+        labels: Mapping[str, str] | None = None,
+        sources: tuple[str, ...] = ("cpsc", "georgia", "ptbxl"),
+        seconds_per_epoch: float = 0.0,
+        fs: float = 100.0,
+        noise: float = 0.01,
+    ):
+        if labels is None:
+            labels = {
+                "AF": "rhythm",
+                "SB": "rhythm",
+                "IAVB": "conduction",
+                "RBBB": "conduction",
+                "LAD": "axis",
+                "LQT": "intervals",
+                "TAb": "morphology",
+                "PR": "pacing",
+            }
+        self.labels = dict(labels)
+        self.sources = tuple(sources)
+        self.seconds_per_epoch = float(seconds_per_epoch)
+        self.fs = float(fs)
+        self.noise = float(noise)
+
+    def receptive_field(self, arch: ArchPoint) -> int:
+        # stem conv + 2 convs per block, one stride-2 downsampling every two blocks (an approximation).
+        rf, jump = arch.kernel_size, 1
+        for b in range(arch.depth):
+            if b % 2 == 1:
+                jump *= 2
+            rf += 2 * (arch.kernel_size - 1) * jump
+        return rf
+
+    def _score(self, arch: ArchPoint, group: str, seed: int, split: str, extra: str = "") -> float:
+        rf_s = self.receptive_field(arch) / self.fs
+        s = 0.80
+        s += 0.04 * min(math.log2(arch.channels) - 4, 4) / 4  # wider is better, saturating
+        s -= 0.015 * abs(math.log2(arch.depth) - 1)  # shallow (D≈2) is best
+        s -= 0.01 * max(0.0, math.log2(arch.kernel_size) - 2.2)  # small kernels are best
+        if group == "rhythm":
+            s += 0.02 * min(rf_s, 3) / 3  # rhythm needs a field spanning beats
+        if arch.gap:
+            s += 0.02 if rf_s < 2.0 else -0.005  # GAP helps when the field is local
+        rng = np.random.default_rng(int(_unit_hash(arch.key, group, seed, split, extra) * 2**32))
+        return float(np.clip(s + rng.normal(0, self.noise), 0.0, 1.0))
+
+    def __call__(self, config: TrialConfig, trial_dir: Path, report: ReportFn) -> TrialOutcome:
+        arch = config.arch
+        t0 = time.perf_counter()
+        lr = float(config.train.get("lr", 1e-3))
+        penalty = 0.02 * abs(math.log10(lr) + 3)  # the surrogate likes lr ≈ 1e-3
+        final = float(np.mean([self._score(arch, g, config.seed, "val") for g in self.GROUPS])) - penalty
+        for epoch in range(1, config.epochs + 1):
+            if self.seconds_per_epoch:
+                time.sleep(self.seconds_per_epoch)
+            report(epoch, final - 0.1 * math.exp(-epoch))
+        per_label: dict[str, dict[str, float]] = {}
+        per_group: dict[str, dict[str, float]] = {}
+        scalars: dict[str, dict[str, float]] = {}
+        for split in ("val", "test"):
+            per_label[split] = {
+                lab: self._score(arch, g, config.seed, split, lab) - penalty for lab, g in self.labels.items()
+            }
+            per_group[split] = {
+                g: float(np.mean([v for lab, v in per_label[split].items() if self.labels[lab] == g]))
+                for g in dict.fromkeys(self.labels.values())
+            }
+            macro = float(np.mean(list(per_label[split].values())))
+            scalars[split] = {
+                "macro_auroc": macro,
+                "macro_auprc": macro - 0.35,
+                "macro_f1": macro - 0.3,
+                "challenge": macro - 0.25,
+            }
+        per_source = {
+            src: {
+                "macro_auroc": scalars["test"]["macro_auroc"]
+                - 0.02 * i
+                + 0.005 * (_unit_hash(arch.key, config.seed, src) - 0.5)
+            }
+            for i, src in enumerate(self.sources)
+        }
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        c = arch.channels
+        params = 12 * c * arch.kernel_size + arch.depth * 2 * c * c * arch.kernel_size + c * len(self.labels)
+        rf = self.receptive_field(arch)
+        return TrialOutcome(
+            value=scalars["val"]["macro_auroc"],
+            val_metrics=scalars["val"],
+            test_metrics=scalars["test"],
+            per_label=per_label,
+            per_group=per_group,
+            per_source=per_source,
+            params=params,
+            flops=params * 500,
+            receptive_field=rf,
+            receptive_field_s=rf / self.fs,
+            train_seconds=time.perf_counter() - t0,
+            best_epoch=config.epochs,
+            run_dir=str(trial_dir),
+        )

@@ -1,0 +1,344 @@
+"""Grid sweeps on optuna: every (configuration, seed) pair of a grid is one trial, run exactly once.
+
+Any number of ``ecgscale sweep`` workers, on any number of machines, may share one study through a server
+database. The pieces:
+
+* ``GridSampler`` assigns each new trial an unvisited grid point; a worker starts a trial only while some
+  point has never been started (or a retry is queued), so finished points are never re-run and re-running
+  the command resumes a stopped sweep.
+* Two workers can still draw the same point at the same instant (a known ``GridSampler`` race); each trial
+  checks its grid id against the study's complete and running trials first and, if an older trial holds
+  the point, ends as PRUNED with ``duplicate_of`` set instead of training.
+* A heartbeat marks a killed worker's trial FAILED after the grace period; ``RetryFailedTrialCallback``
+  queues the same point again and the next worker runs it. A worker with nothing left to start waits while
+  other workers' trials are running, so it can pick up such a retry (``wait=False`` exits instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecgscale.errors import StudyError
+from ecgscale.study.grids import Grid
+from ecgscale.study.objective import RunTrial, TrialConfig
+from ecgscale.study.storage import (
+    create_or_load_study,
+    default_storage_url,
+    open_storage,
+    redact_url,
+    study_dir,
+)
+
+__all__ = ["SweepSettings", "SweepSummary", "run_sweep"]
+
+log = logging.getLogger(__name__)
+
+#: Consecutive failures in one worker after which it stops (a broken setup should not burn the whole grid).
+MAX_CONSECUTIVE_FAILURES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSettings:
+    """How to run a sweep. ``train``/``model`` are overrides shared by every trial (``epochs`` lives in train).
+
+    ``heartbeat_interval``/``grace_period`` are seconds; a worker killed mid-trial has its trial re-run by
+    another worker ``grace_period`` seconds after its last heartbeat.
+    """
+
+    name: str
+    grid: Grid
+    train: Mapping[str, Any] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)
+    studies_dir: Path = Path("studies")
+    storage: str | None = None
+    heartbeat_interval: int = 60
+    grace_period: int | None = None
+    max_retry: int = 2
+    timeout: float | None = None
+    wait: bool = True
+    poll_seconds: float = 2.0
+    retry_failed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and self.timeout <= 0:
+            raise StudyError(f"timeout {self.timeout!r} s is not allowed; give a positive number of seconds")
+        if self.max_retry < 0:
+            raise StudyError(f"max_retry {self.max_retry!r} is not allowed; give an integer >= 0")
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or default_storage_url(self.studies_dir, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSummary:
+    name: str
+    storage: str
+    n_points: int
+    n_complete: int
+    ran: tuple[int, ...]
+    failed: tuple[int, ...]
+    duplicates: tuple[int, ...]
+    seconds: float
+    stopped_by_timeout: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.n_complete == self.n_points
+
+
+def _grid_state(study: Any, space: dict[str, list[Any]]) -> tuple[set[int], set[int], set[int], int]:
+    """Grid ids that were ever started, complete, running; plus the number of queued (WAITING) trials."""
+    from optuna.trial import TrialState
+
+    started: set[int] = set()
+    complete: set[int] = set()
+    running: set[int] = set()
+    waiting = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING:
+            waiting += 1
+        sa = t.system_attrs
+        if "grid_id" not in sa or sa.get("search_space") != space:
+            continue
+        gid = int(sa["grid_id"])
+        started.add(gid)
+        if t.state == TrialState.COMPLETE:
+            complete.add(gid)
+        elif t.state == TrialState.RUNNING:
+            running.add(gid)
+    return started, complete, running, waiting
+
+
+def _retry_failed_points(study: Any, space: dict[str, list[Any]], *, only_interrupted: bool) -> int:
+    """Queue again grid points whose trials all FAILED; returns the count.
+
+    Interrupted trials (Ctrl-C) are always queued again, so re-running the command resumes them; trials that
+    raised are queued again only on request (``retry_failed``), after the cause was fixed.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    by_gid: dict[int, list[Any]] = {}
+    for t in study.get_trials(deepcopy=False):
+        sa = t.system_attrs
+        if "grid_id" in sa and sa.get("search_space") == space:
+            by_gid.setdefault(int(sa["grid_id"]), []).append(t)
+    n = 0
+    for trials in by_gid.values():
+        if all(t.state == TrialState.FAIL for t in trials) and (
+            not only_interrupted or any(t.user_attrs.get("interrupted") for t in trials)
+        ):
+            last = max(trials, key=lambda t: t.number)
+            system_attrs = {k: v for k, v in last.system_attrs.items() if k in ("grid_id", "search_space")}
+            system_attrs["failed_trial"] = last.system_attrs.get("failed_trial", last.number)
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.WAITING,
+                    params=last.params,
+                    distributions=last.distributions,
+                    system_attrs=system_attrs,
+                )
+            )
+            n += 1
+    return n
+
+
+def _duplicate_of(study: Any, number: int) -> int | None:
+    """The number of an older trial holding the same grid point (complete, or running with a lower number)."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    me = next((t for t in trials if t.number == number), None)
+    if me is None or "grid_id" not in me.system_attrs:
+        return None
+    gid, space = me.system_attrs["grid_id"], me.system_attrs.get("search_space")
+    for t in trials:
+        if t.number == number or t.system_attrs.get("grid_id") != gid or t.system_attrs.get("search_space") != space:
+            continue
+        if t.user_attrs.get("duplicate_of") is not None:
+            continue
+        if t.state == TrialState.COMPLETE or (t.state == TrialState.RUNNING and t.number < number):
+            return t.number
+    return None
+
+
+def _trial_dir(study: Any, number: int, root: Path) -> Path:
+    """``trials/<number>``; a retry of a killed or interrupted trial whose folder is on this machine reuses it,
+    so a runner that can resume (``TrainRunner``) continues from the last checkpoint instead of epoch 1."""
+    me = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    first = None if me is None else me.system_attrs.get("failed_trial")
+    if first is not None and (root / "trials" / str(first)).is_dir():
+        log.info("trial %d retries trial %d: continuing in %s", number, first, root / "trials" / str(first))
+        return root / "trials" / str(first)
+    path = root / "trials" / str(number)
+    if path.exists():  # left over from a deleted study of the same name: keep it, out of the way
+        aside = path.with_name(f"{number}.old-{int(time.time())}")
+        log.warning("%s exists from an earlier study; moved to %s", path, aside)
+        path.rename(aside)
+    return path
+
+
+def run_sweep(
+    settings: SweepSettings,
+    *,
+    runner: RunTrial,
+    data: Mapping[str, Any],
+    progress: bool = False,
+) -> SweepSummary:
+    """Run this worker's share of the sweep; returns when every grid point is done (or on timeout).
+
+    ``data`` identifies the data set (:func:`ecgscale.study.objective.cache_identity`); a study created with
+    another grid, data or training protocol is refused before any trial starts.
+    """
+    import optuna
+
+    t_start = time.monotonic()
+    grid = settings.grid
+    space = grid.search_space()
+    url = settings.storage_url
+    shown = redact_url(url)
+    root = study_dir(settings.studies_dir, settings.name)
+    storage = open_storage(
+        url,
+        heartbeat_interval=settings.heartbeat_interval,
+        grace_period=settings.grace_period,
+        max_retry=settings.max_retry,
+    )
+    attrs = {
+        "ecgscale_kind": "sweep",
+        "grid": grid.to_dict(),
+        "data": dict(data),
+        "protocol": {"train": dict(settings.train), "model": dict(settings.model)},
+    }
+    # Every worker must shuffle the grid identically (seed 0: a grid id means the same point everywhere), but
+    # draws among the unvisited points with its own random state, so concurrent workers rarely collide.
+    sampler = optuna.samplers.GridSampler(space, seed=0)
+    sampler.reseed_rng()
+    study = create_or_load_study(
+        settings.name, storage, attrs=attrs, sampler=sampler, pruner=optuna.pruners.NopPruner(), shown_url=shown
+    )
+    n = _retry_failed_points(study, space, only_interrupted=not settings.retry_failed)
+    if n:
+        log.info("queued %d failed or interrupted grid point(s) again", n)
+
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    ran: list[int] = []
+    failed: list[int] = []
+    duplicates: list[int] = []
+    consecutive = {"n": 0, "last": ""}
+
+    def objective(trial: optuna.Trial) -> float:
+        key = trial.suggest_categorical("config", space["config"])
+        seed = trial.suggest_categorical("seed", space["seed"])
+        dup = _duplicate_of(study, trial.number)
+        if dup is not None:
+            trial.set_user_attr("duplicate_of", dup)
+            duplicates.append(trial.number)
+            log.info("trial %d: grid point %s seed %s is held by trial %d; skipped", trial.number, key, seed, dup)
+            raise optuna.TrialPruned(f"duplicate of trial {dup}")
+        config = TrialConfig(grid.point(str(key)), int(seed), train=settings.train, model=settings.model)
+        trial_dir = _trial_dir(study, trial.number, root)
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("trial_dir", str(trial_dir))
+        log.info("trial %d: %s seed %s (%s)", trial.number, key, seed, worker)
+
+        def report(epoch: int, value: float) -> None:
+            trial.report(value, epoch)
+
+        try:
+            outcome = runner(config, trial_dir, report)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            raise
+        except Exception as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+            failed.append(trial.number)
+            consecutive["n"] += 1
+            consecutive["last"] = f"{type(exc).__name__}: {exc}"
+            raise
+        consecutive["n"] = 0
+        for k, v in outcome.user_attrs().items():
+            trial.set_user_attr(k, v)
+        ran.append(trial.number)
+        return float(outcome.value)
+
+    deadline = None if settings.timeout is None else t_start + settings.timeout
+    stopped_by_timeout = False
+    bar = _Progress(len(grid), enabled=progress, label=settings.name)
+    try:
+        while True:
+            started, complete, running, waiting = _grid_state(study, space)
+            bar.update(len(complete))
+            if deadline is not None and time.monotonic() >= deadline:
+                stopped_by_timeout = len(complete) < len(grid)
+                break
+            if len(started) < len(grid) or waiting:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+                if consecutive["n"] >= MAX_CONSECUTIVE_FAILURES:
+                    raise StudyError(
+                        f"{consecutive['n']} trials in a row failed in this worker; last error: {consecutive['last']}"
+                    )
+                continue
+            if running and settings.wait:
+                # Nothing left to start: wait for the other workers' trials, failing stale ones (their
+                # retries are queued by the storage's callback and picked up above).
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+                time.sleep(settings.poll_seconds)
+                continue
+            break
+    finally:
+        bar.close()
+    _, complete, _, _ = _grid_state(study, space)
+    return SweepSummary(
+        settings.name,
+        shown,
+        len(grid),
+        len(complete),
+        tuple(ran),
+        tuple(failed),
+        tuple(duplicates),
+        time.monotonic() - t_start,
+        stopped_by_timeout,
+    )
+
+
+class _Progress:
+    """A rich progress bar over finished grid points (no-op when disabled)."""
+
+    def __init__(self, total: int, *, enabled: bool, label: str):
+        self._bar = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(f"sweep {label}", total=total)
+
+    def update(self, completed: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=completed)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

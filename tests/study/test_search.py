@@ -1,0 +1,205 @@
+"""TPE search with pruning, search spaces (files, from a finished sweep) and the wide-vs-narrow comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from ecgscale.errors import ConfigError
+from ecgscale.study.grids import ArchPoint, Grid
+from ecgscale.study.objective import SurrogateRunner
+from ecgscale.study.search import SearchSettings, compare_spaces, resolve_space, run_search
+from ecgscale.study.spaces import IntRange, load_space, narrow_space, space_from_results, wide_space
+from ecgscale.study.sweep import SweepSettings, run_sweep
+
+
+def test_builtin_spaces_match_the_documented_ranges() -> None:
+    w, n = wide_space(), narrow_space()
+    assert (w.depth.low, w.depth.high, w.channels.low, w.channels.high, w.kernel_size.low, w.kernel_size.high) == (
+        1,
+        32,
+        8,
+        512,
+        3,
+        65,
+    )
+    assert (n.depth.low, n.depth.high, n.channels.low, n.channels.high, n.kernel_size.low, n.kernel_size.high) == (
+        1,
+        8,
+        64,
+        512,
+        3,
+        9,
+    )
+    assert w.kernel_size.step == n.kernel_size.step == 2 and w.channels.log
+
+
+def test_search_with_pruning_runs_and_tops_up(tmp_path: Path) -> None:
+    settings = SearchSettings(
+        name="srch", space=narrow_space(), n_trials=8, seed=1, train={"epochs": 4}, studies_dir=tmp_path
+    )
+    s = run_search(settings, runner=SurrogateRunner(), data={"d": 1})
+    assert s.n_complete + s.n_pruned == 8 and s.n_pruned >= 1 and s.n_complete >= 2
+    assert 0 < s.best_value <= 1 and 0 < s.best_test <= 1
+    st = optuna.load_study(study_name="srch", storage=f"sqlite:///{tmp_path / 'srch' / 'study.db'}")
+    pruned = st.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+    assert all(max(t.intermediate_values) < 4 for t in pruned)  # stopped before the last epoch
+    for t in st.trials:
+        p = t.params
+        assert 1 <= p["depth"] <= 8 and 64 <= p["channels"] <= 512 and p["kernel_size"] in (3, 5, 7, 9)
+        assert {"lr", "weight_decay", "dropout", "batch_size"} <= set(p)
+    # same seed and budget: nothing more to run
+    again = run_search(settings, runner=SurrogateRunner(), data={"d": 1})
+    assert len(st.trials) == 8 and again.best_trial == s.best_trial
+
+
+def test_space_files_and_their_errors(tmp_path: Path) -> None:
+    f = tmp_path / "mine.toml"
+    f.write_text(
+        "depth = [1, 4]\nchannels = {low = 32, high = 256, log = true}\nkernel_size = [3, 7]\n"
+        "gap = [true]\nbatch_size = [64]\n"
+    )
+    sp = load_space(f)
+    assert sp.name == "mine" and sp.depth == IntRange(1, 4) and sp.kernel_size == IntRange(3, 7, step=2)
+    assert sp.gap == (True,) and sp.batch_size == (64,) and sp.channels.log
+    assert resolve_space(str(f)) == sp
+    for text, key in (
+        ("depth = [1, 4]\nchannels = [8, 16]\nkernel_size = [4, 8]\n", "kernel_size"),
+        ("depth = [1, 4]\nchannels = [8, 16]\nkernel_size = [3, 9]\nlr = [0, 1]\n", "lr"),
+        ("depth = [1, 4]\nchannels = [8, 16]\nkernel_size = [3, 9]\nmomentum = 1\n", "momentum"),
+        ("depth = [4, 1]\nchannels = [8, 16]\nkernel_size = [3, 9]\n", "depth"),
+    ):
+        f.write_text(text)
+        with pytest.raises(ConfigError) as info:
+            load_space(f)
+        assert str(f) in str(info.value) and key in str(info.value)
+    with pytest.raises(ConfigError, match="wide \\| narrow"):
+        resolve_space("medium")
+
+
+def test_space_from_results_pads_the_top_region_one_grid_step() -> None:
+    rows = []
+    for d in (1, 2, 4, 8):
+        for c in (16, 32, 64, 128, 256):
+            for k in (3, 5, 9, 17):
+                score = 0.9 if (d == 2 and c in (64, 128) and k == 3) else 0.5
+                rows.append(
+                    {
+                        "depth": d,
+                        "channels": c,
+                        "kernel_size": k,
+                        "gap": True,
+                        "seed": 0,
+                        "val_macro_auroc": score,
+                        "test_macro_auroc": 0.0,
+                    }
+                )
+    df = pd.DataFrame(rows)
+    sp = space_from_results(df, top_q=2 / len(df))
+    assert (sp.depth.low, sp.depth.high) == (1, 4)
+    assert (sp.channels.low, sp.channels.high) == (32, 256)
+    assert (sp.kernel_size.low, sp.kernel_size.high) == (3, 5)
+    assert sp.gap == (True,)
+    assert sp.lr == narrow_space().lr  # training ranges are kept
+    with pytest.raises(ConfigError):
+        space_from_results(df, top_q=0)
+
+
+def test_from_study_space_reads_a_finished_sweep(tmp_path: Path) -> None:
+    grid = Grid("g", tuple(ArchPoint(d, c, 3, g) for d in (1, 2, 4) for c in (16, 64) for g in (True, False)))
+    run_sweep(
+        SweepSettings(name="sw", grid=grid, train={"epochs": 1}, studies_dir=tmp_path, heartbeat_interval=10),
+        runner=SurrogateRunner(),
+        data={"d": 1},
+    )
+    sp = resolve_space("from-study:sw", studies_dir=tmp_path, top_q=0.25)
+    assert sp.name == "from-study:sw"
+    assert 1 <= sp.depth.low <= sp.depth.high <= 4 and {sp.channels.low, sp.channels.high} <= {16, 64}
+    assert (sp.kernel_size.low, sp.kernel_size.high) == (3, 3)
+
+
+def test_search_compare_writes_table_figure_and_verdict(tmp_path: Path) -> None:
+    rep = compare_spaces(
+        [wide_space(), narrow_space()],
+        tmp_path / "cmp",
+        runner=SurrogateRunner(),
+        data={"d": 1},
+        n_trials=5,
+        seeds=(0, 1),
+        train={"epochs": 3},
+        studies_dir=tmp_path / "st",
+    )
+    t = rep.table.set_index("space")
+    assert list(t.index) == ["wide", "narrow", "narrow − wide"]
+    assert (t.n_seeds == 2).all()
+    diff = t.loc["narrow − wide"]
+    assert diff.test_mean == pytest.approx(t.loc["narrow"].test_mean - t.loc["wide"].test_mean)
+    assert diff.test_ci_low <= diff.test_mean <= diff.test_ci_high
+    assert rep.verdict.startswith("Verdict:") and f"{diff.test_mean:+.4f}" in rep.verdict
+    assert len(rep.curves) == 2 * 2 * 5
+    for s, c in rep.curves.groupby(["space", "seed"]):  # best-so-far never decreases
+        assert c.best.dropna().is_monotonic_increasing, s
+    for name in (
+        "compare.csv",
+        "compare.md",
+        "compare_runs.csv",
+        "best_so_far.csv",
+        "best_so_far.png",
+        "best_so_far.svg",
+    ):
+        assert (tmp_path / "cmp" / name).stat().st_size > 0
+
+
+def test_search_and_compare_commands(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ecgscale.cli import app
+
+    cli = CliRunner()
+    res = cli.invoke(
+        app,
+        [
+            "search",
+            "--study",
+            "cs",
+            "--space",
+            "wide",
+            "--trials",
+            "3",
+            "--epochs",
+            "2",
+            "--runner",
+            "surrogate",
+            "--studies-dir",
+            str(tmp_path),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "search cs (wide): " in res.output and "best validation" in res.output
+    res = cli.invoke(
+        app,
+        [
+            "search-compare",
+            "--out",
+            str(tmp_path / "cmp"),
+            "--trials",
+            "2",
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+            "--runner",
+            "surrogate",
+            "--studies-dir",
+            str(tmp_path),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "Verdict:" in res.output and (tmp_path / "cmp" / "best_so_far.png").is_file()
+    bad = cli.invoke(
+        app, ["search", "--study", "cs2", "--space", "huge", "--runner", "surrogate", "--studies-dir", str(tmp_path)]
+    )
+    assert bad.exit_code != 0 and isinstance(bad.exception, ConfigError)
