@@ -26,7 +26,9 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Console-script entry point: known errors print one clear line and exit 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        # In non-standalone mode click returns typer.Exit's code instead of exiting: pass it on.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except EcgscaleError as exc:
         _app.err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
