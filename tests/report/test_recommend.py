@@ -1,0 +1,145 @@
+"""`recommend` on hand-made study results: each budget kind, the no-fit error, the latency cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ecgscale.errors import ConfigError, StudyError
+from ecgscale.report import aggregate_configs, pareto_configs, recommend
+
+
+def _brute_force_best(results: pd.DataFrame, cost: str, budget: float | None) -> tuple:
+    agg = aggregate_configs(results, "macro_auroc")
+    if budget is not None:
+        agg = agg[agg[cost] <= budget]
+    best = agg.sort_values(["mean", cost], ascending=[False, True]).iloc[0]
+    return int(best.depth), int(best.channels), int(best.kernel_size), bool(best.gap)
+
+
+def _key(rec) -> tuple:
+    c = rec.config
+    return c["depth"], c["channels"], c["kernel_size"], c["gap"]
+
+
+def test_aggregate_and_pareto(results: pd.DataFrame) -> None:
+    agg = aggregate_configs(results, "macro_auroc")
+    assert len(agg) == len(results) // 3 and set(agg["n_repeats"]) == {3}
+    assert agg.attrs["select_column"] == "val_macro_auroc" and agg.attrs["report_column"] == "test_macro_auroc"
+    one = agg.iloc[0]
+    rows = results[
+        (results.depth == one.depth)
+        & (results.channels == one.channels)
+        & (results.kernel_size == one.kernel_size)
+        & (results.gap == one.gap)
+    ]
+    assert one["mean"] == pytest.approx(rows.val_macro_auroc.mean())
+    assert one["std"] == pytest.approx(rows.val_macro_auroc.std())
+    front = pareto_configs(agg, "params")
+    assert front["params"].is_monotonic_increasing and front["mean"].is_monotonic_increasing
+    # nothing off the front is both cheaper-or-equal and better than a front member
+    for _, f in front.iterrows():
+        assert not ((agg["params"] <= f["params"]) & (agg["mean"] > f["mean"])).any()
+
+
+def test_no_budget_picks_the_best_overall(results: pd.DataFrame) -> None:
+    rec = recommend(results)
+    assert _key(rec) == _brute_force_best(results, "params", None)
+    assert rec.config["channels"] == 64 and rec.config["gap"] is True  # the planted optimum
+    assert rec.budget_kind is None and rec.n_repeats == 3
+    assert len(rec.beaten) == rec.n_configs - 1
+    assert rec.beaten["mean"].is_monotonic_decreasing
+
+
+@pytest.mark.parametrize("kind", ["params", "flops"])
+def test_param_and_flop_budgets(results: pd.DataFrame, kind: str) -> None:
+    agg = aggregate_configs(results, "macro_auroc")
+    budget = float(agg[kind].median())
+    rec = recommend(results, **{f"budget_{kind}": budget})
+    assert rec.cost[kind] <= budget
+    assert _key(rec) == _brute_force_best(results, kind, budget)
+    assert (rec.beaten[kind] <= budget).all() and (rec.beaten["mean"] < rec.mean).all()
+    assert rec.budget_kind == kind and rec.budget == budget
+    d = json.loads(json.dumps(rec.to_dict()))
+    assert d["config"] == rec.config and d["budget"] == {"kind": kind, "value": budget}
+    assert "ecgscale train" in d["train_command"] and f"--depth {rec.config['depth']}" in d["train_command"]
+
+
+def test_latency_budget_measures_front_configs_once_and_caches(results: pd.DataFrame, tmp_path: Path) -> None:
+    calls: list[dict] = []
+
+    def fake_measure(kwargs, n_samples):  # latency proportional to FLOPs-ish: deterministic
+        calls.append(dict(kwargs))
+        assert n_samples == 2500 and kwargs["n_classes"] == 26
+        if not kwargs["gap"]:
+            assert kwargs["input_length"] == 2500
+        return kwargs["channels"] * kwargs["channels"] * kwargs["depth"] * kwargs["kernel_size"] / 1e4
+
+    cache = tmp_path / "study" / "latency.json"
+    rec = recommend(results, budget_latency_ms=2.0, latency_cache=cache, measure=fake_measure, threads=2)
+    assert rec.cost["latency_ms"] <= 2.0
+    n_first = len(calls)
+    assert 0 < n_first < len(aggregate_configs(results, "macro_auroc"))  # only Pareto candidates are timed
+    assert len({json.dumps(c, sort_keys=True) for c in calls}) == n_first  # each timed once
+    stored = json.loads(cache.read_text())["entries"]
+    assert len(stored) == n_first
+    again = recommend(results, budget_latency_ms=2.0, latency_cache=cache, measure=fake_measure, threads=2)
+    assert len(calls) == n_first and again.config == rec.config  # second call served from the cache
+
+
+def test_nothing_fits_names_smallest_cost(results: pd.DataFrame) -> None:
+    smallest = int(results["params"].min())
+    with pytest.raises(ConfigError, match=rf"--budget-params.*smallest available is {smallest:,}"):
+        recommend(results, budget_params=10)
+    with pytest.raises(ConfigError, match=r"--budget-latency-ms.*smallest available is 5"):
+        recommend(results, budget_latency_ms=0.001, measure=lambda kw, n: 5.0, threads=1)
+
+
+def test_bad_arguments(results: pd.DataFrame) -> None:
+    with pytest.raises(ConfigError, match="at most one budget"):
+        recommend(results, budget_params=1e6, budget_flops=1e9)
+    with pytest.raises(ConfigError, match=r"--budget-flops.*positive"):
+        recommend(results, budget_flops=-1)
+    with pytest.raises(ConfigError, match=r"'nope' is not a column.*val_macro_auroc"):
+        recommend(results, metric="nope")
+    with pytest.raises(StudyError, match="no finished trials"):
+        recommend(results.iloc[:0])
+    with pytest.raises(StudyError, match="lack the columns"):
+        recommend(results.drop(columns=["flops"]))
+
+
+def test_single_split_study_uses_the_one_column(results: pd.DataFrame) -> None:
+    only = results.drop(columns=["val_macro_auroc"])
+    rec = recommend(only, metric="test_macro_auroc")
+    assert rec.select_column == rec.report_column == "test_macro_auroc"
+    assert "test" in rec.summary()
+
+
+def test_real_latency_measurement_builds_the_model() -> None:
+    from ecgscale.report import measure_latency_ms
+
+    kwargs = {"depth": 1, "channels": 8, "kernel_size": 3, "gap": False, "n_classes": 5, "input_length": 500}
+    ms = measure_latency_ms(kwargs, 500, repeats=2, warmup=1)
+    assert 0.0 < ms < 60_000.0
+
+
+def test_latency_covers_a_whole_record_in_windows(results: pd.DataFrame, monkeypatch, tmp_path: Path) -> None:
+    """A 10-s record with 5-s model windows is timed as a batch of 2 windows of the model's input length."""
+    import importlib
+
+    rmod = importlib.import_module("ecgscale.report.recommend")  # the package re-exports a function of that name
+
+    seen = []
+
+    def fake(kwargs, n_samples, *, n_windows=1):
+        seen.append((n_samples, n_windows, kwargs.get("input_length")))
+        return 1.0
+
+    monkeypatch.setattr(rmod, "measure_latency_ms", fake)
+    recommend(results, budget_latency_ms=5.0, n_samples=500, n_windows=2, latency_cache=tmp_path / "l.json", threads=1)
+    assert seen and {(n, w) for n, w, _ in seen} == {(500, 2)}
+    assert {length for *_, length in seen} <= {None, 500}
+    assert "x2|" in next(iter(json.loads((tmp_path / "l.json").read_text())["entries"]))
