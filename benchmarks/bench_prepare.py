@@ -2,7 +2,8 @@
 
 Naive baseline (what a first script does): single process, ``wfdb.rdrecord`` + ``scipy.signal.resample`` (FFT)
 per record, every array appended to a list, ``np.save`` at the end. Ours: ``build_cache`` with all cores
-(read with the fast CinC reader, ``resample_poly``, band-pass, standardise, float16 memmap).
+(read with the fast CinC reader, resampling + band-pass in one FFT, standardise, float16 written through shared
+slots).
 
 Both wall-clock records/s and records per CPU-second (parent + workers, from ``getrusage``) are printed: on a
 shared machine the wall-clock ratio depends on how many cores other people leave free, the CPU-time ratio much

@@ -33,6 +33,9 @@ def prepare(
     bandpass: str = typer.Option("0.5,45", "--bandpass", help="Band-pass 'LOW,HIGH' in Hz, or 'none'."),
     standardize: bool = typer.Option(True, "--standardize/--no-standardize", help="Per-lead zero mean, unit SD."),
     dtype: str = typer.Option("float16", "--dtype", help="Storage dtype: float16 or float32."),
+    resampler: str = typer.Option(
+        "fft", "--resampler", help="fft (resample + band-pass in one FFT) or poly (scipy resample_poly + sosfiltfilt)."
+    ),
     labels: str = typer.Option(
         "auto", "--labels", help="Label space: auto, cinc2021, cinc2021-all, tianchi or ptbxl:<task>."
     ),
@@ -58,7 +61,8 @@ def prepare(
 
     band = None if bandpass.strip().lower() in ("none", "off", "") else _floats(bandpass, "bandpass", 2)
     config = PreprocessConfig(
-        fs=fs, window_s=window_s, max_store_s=max_store_s, bandpass=band, standardize=standardize, dtype=dtype
+        fs=fs, window_s=window_s, max_store_s=max_store_s, bandpass=band, standardize=standardize, dtype=dtype,
+        resampler=resampler,
     )
     split_config = SplitConfig(
         method=split,
