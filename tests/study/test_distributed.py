@@ -52,9 +52,10 @@ points = [
 
 
 def _worker_args(study: str, storage: str | None, grid: Path, studies: Path, cache: Path | None = None) -> list[str]:
-    """Surrogate trials of 2 x 0.8 s, or (with ``cache``) real 3-epoch trainings of the tiny cache."""
+    """Surrogate trials of 2 x 2 s (long enough for the kill to land mid-trial on a busy machine), or (with
+    ``cache``) real 3-epoch trainings of the tiny cache."""
     runner = (
-        ["--runner", "surrogate:0.8", "--epochs", "2"]
+        ["--runner", "surrogate:2", "--epochs", "2"]
         if cache is None
         else ["--cache", str(cache), "--epochs", "3", "--batch-size", "16", "--threads", "1"]
     )

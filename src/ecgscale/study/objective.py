@@ -73,7 +73,9 @@ class TrialOutcome:
 
     ``value`` is the objective (the validation metric the run was selected on; larger is better).
     ``per_label``/``per_group`` map a split (``"val"``, ``"test"``) to ``{name: AUROC}``; ``per_source`` maps a
-    data source to its test metrics.
+    data source to its test metrics. ``train_cpu_seconds`` is the CPU time (all threads) the worker process
+    spent in training (NaN when the runner does not measure it): next to ``train_seconds`` (wall) it shows how
+    much of a trial was training on a machine shared with other jobs.
     """
 
     value: float
@@ -89,6 +91,7 @@ class TrialOutcome:
     train_seconds: float = 0.0
     best_epoch: int | None = None
     run_dir: str | None = None
+    train_cpu_seconds: float = float("nan")
 
     def user_attrs(self) -> dict[str, Any]:
         return {
@@ -102,6 +105,7 @@ class TrialOutcome:
             "receptive_field": int(self.receptive_field),
             "receptive_field_s": _num(self.receptive_field_s),
             "train_seconds": float(self.train_seconds),
+            "train_cpu_seconds": _num(self.train_cpu_seconds),
             "best_epoch": self.best_epoch,
             "run_dir": self.run_dir,
         }
@@ -170,10 +174,16 @@ class TrainRunner:
     """Train one configuration with :func:`ecgscale.train.train_run`, then score it on val and test.
 
     ``base`` is the :class:`ecgscale.train.TrainConfig` every trial starts from (trial overrides win); its
-    ``monitor`` is the objective. ``evaluate_run`` gives no per-source numbers, so this runner predicts the
-    test split once more, saves the probabilities to ``predictions_test.npz`` in the run directory and scores
-    each data source with :func:`ecgscale.metrics.compute_metrics` (sources with under ``min_source_records``
-    test records are left out: their AUROC would be noise).
+    ``monitor`` is the objective. Validation scores come from the trainer (best epoch). The test split is
+    predicted once, by :func:`ecgscale.train.evaluate_run`, which also scores each data source from those
+    probabilities and saves them to ``predictions_test.npz`` in the run directory (sources with under
+    ``min_source_records`` test records are left out: their AUROC would be noise).
+
+    The runner is built once per worker process and keeps what does not change between trials: the cache
+    (its signals are read into RAM by the first trial and reused), and the cost and receptive field of each
+    architecture (repeats with other seeds do not rebuild it). ``n_bootstrap`` defaults to 0: a sweep ranks
+    configurations on point estimates, and bootstrap CIs would cost more than a small trial's training; give
+    CIs to the model you pick (``ecgscale evaluate``).
     """
 
     def __init__(
@@ -192,11 +202,14 @@ class TrainRunner:
         self.n_bootstrap = n_bootstrap
         self.progress = progress
         self.min_source_records = min_source_records
+        self._costs: dict[str, tuple[int, int, int, float]] = {}
+        if self.base.deterministic:
+            _warm_up_torch()
 
     def __call__(self, config: TrialConfig, trial_dir: Path, report: ReportFn) -> TrialOutcome:
         import dataclasses
 
-        from ecgscale.models import ResNet1dConfig, cost, receptive_field
+        from ecgscale.models import ResNet1dConfig
         from ecgscale.train import evaluate_run, train_run
 
         train_cfg = dataclasses.replace(self.base, seed=config.seed, **dict(config.train))
@@ -221,18 +234,28 @@ class TrainRunner:
 
         # A retried trial gets its killed predecessor's folder (see ecgscale.study.sweep): continue from there.
         resume = (trial_dir / "config.json").exists() or (trial_dir / "last.safetensors").exists()
+        cpu0 = time.process_time()
         result = train_run(
             self.cache, model_cfg, train_cfg, trial_dir, resume=resume, progress=self.progress, epoch_callback=on_epoch
         )
+        train_cpu = time.process_time() - cpu0
         run_dir = Path(result.run_dir if result.run_dir is not None else trial_dir)
         # The trainer already scored val at the best epoch (per label and group too); only test is new work.
         val = {"metrics": dict(result.val_metrics)}
         val["per_label"], val["per_group"] = val["metrics"].get("per_label"), val["metrics"].get("per_group")
         if not val["per_label"]:
             val = evaluate_run(run_dir, split="val", cache=self.cache, n_bootstrap=0)
-        test = evaluate_run(run_dir, split="test", cache=self.cache, n_bootstrap=self.n_bootstrap)
-        rf = receptive_field(model_cfg, fs=fs)
-        c = cost(model_cfg, n_samples)
+        # One prediction of the test split gives the overall and the per-source metrics.
+        test = evaluate_run(
+            run_dir,
+            split="test",
+            cache=self.cache,
+            n_bootstrap=self.n_bootstrap,
+            by_source=True,
+            min_source_records=self.min_source_records,
+            save_predictions=True,
+        )
+        params, flops, rf_samples, rf_seconds = self._cost(model_cfg, n_samples, fs)
         vm, tm = val["metrics"], test["metrics"]
         return TrialOutcome(
             value=sign * float(result.best_score),
@@ -243,15 +266,43 @@ class TrainRunner:
                 "val": _flatten_labels(val.get("per_group") or vm.get("per_group")),
                 "test": _flatten_labels(test.get("per_group") or tm.get("per_group")),
             },
-            per_source=per_source_metrics(run_dir, self.cache, min_records=self.min_source_records),
-            params=int(c.params),
-            flops=int(c.flops),
-            receptive_field=int(rf.samples),
-            receptive_field_s=float(rf.seconds if rf.seconds is not None else rf.samples / fs),
+            per_source={src: _scalars(m) for src, m in test["per_source"].items()},
+            params=params,
+            flops=flops,
+            receptive_field=rf_samples,
+            receptive_field_s=rf_seconds,
             train_seconds=float(result.train_seconds),
             best_epoch=int(result.best_epoch),
             run_dir=str(run_dir),
+            train_cpu_seconds=train_cpu,
         )
+
+    def _cost(self, model_cfg: Any, n_samples: int, fs: float) -> tuple[int, int, int, float]:
+        """(params, FLOPs, receptive field in samples and in seconds) of an architecture, once per worker."""
+        import json
+
+        from ecgscale.models import cost, receptive_field
+
+        key = json.dumps([model_cfg.to_dict(), n_samples, fs], sort_keys=True, default=str)
+        if key not in self._costs:
+            rf, c = receptive_field(model_cfg, fs=fs), cost(model_cfg, n_samples)  # parameter-free (meta) builds
+            seconds = float(rf.seconds if rf.seconds is not None else rf.samples / fs)
+            self._costs[key] = (int(c.params), int(c.flops), int(rf.samples), seconds)
+        return self._costs[key]
+
+
+def _warm_up_torch() -> None:
+    """Pay torch's one-time lazy import now, when the runner is built, not inside the first trial.
+
+    ``torch.use_deterministic_algorithms`` (the trainer's deterministic mode) imports ``torch._inductor.config``
+    on first use: 2-4 s on a loaded 2-core machine. Inside the first trial it would make one trial per worker
+    look slow and be counted as training CPU time. Setting the flag to its current value changes nothing.
+    """
+    import torch
+
+    torch.use_deterministic_algorithms(
+        torch.are_deterministic_algorithms_enabled(), warn_only=torch.is_deterministic_algorithms_warn_only_enabled()
+    )
 
 
 def per_source_metrics(
@@ -260,37 +311,25 @@ def per_source_metrics(
     """Metrics of a run on each data source of ``split``, from centre windows (as ``evaluate_run`` scores).
 
     The probabilities are saved to ``predictions_<split>.npz`` (``index``, ``prob``, ``source``) so other
-    analyses can reuse them.
+    analyses can reuse them. :class:`TrainRunner` gets the same numbers from its one ``evaluate_run`` call;
+    this is for runs evaluated without them.
     """
-    import torch
+    from ecgscale.train import evaluate_run
 
-    from ecgscale.fileio import atomic_path
-    from ecgscale.metrics import compute_metrics
-    from ecgscale.train import load_run
-
-    run = load_run(run_dir)
-    idx = cache.indices(split)
-    if len(idx) == 0:
+    if len(cache.indices(split)) == 0:
         return {}
-    model = run.model.eval()
-    probs = []
-    with torch.inference_mode():
-        for a in range(0, len(idx), batch_size):
-            x, _ = cache.get_batch(idx[a : a + batch_size])
-            probs.append(torch.sigmoid(model(torch.from_numpy(x)).float()).numpy())
-    prob = np.concatenate(probs)
-    y = np.asarray(cache.labels[idx])
-    sources = cache.manifest["source"].to_numpy()[idx].astype(str)
-    with atomic_path(Path(run_dir) / f"predictions_{split}.npz", suffix=".npz") as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, index=idx, prob=prob.astype(np.float32), source=sources)
-    out: dict[str, dict[str, float]] = {}
-    for src in sorted(set(sources)):
-        mask = sources == src
-        if mask.sum() < min_records:
-            continue
-        m = compute_metrics(y[mask], prob[mask], thresholds=run.thresholds, label_space=run.label_space)
-        out[src] = _scalars(m)
-    return out
+    result = evaluate_run(
+        run_dir,
+        split=split,
+        cache=cache,
+        n_bootstrap=0,
+        batch_size=batch_size,
+        write=False,
+        by_source=True,
+        min_source_records=min_records,
+        save_predictions=True,
+    )
+    return {src: _scalars(m) for src, m in result["per_source"].items()}
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -54,7 +54,15 @@ def _row(t: Any) -> dict[str, Any]:
         ).key
         row.update({k: params.pop(k) for k in ("depth", "channels", "kernel_size", "gap") if k in params})
     row.update(params)  # seed (grid) or lr, weight_decay, ... (search)
-    for key in ("params", "flops", "receptive_field", "receptive_field_s", "train_seconds", "best_epoch"):
+    for key in (
+        "params",
+        "flops",
+        "receptive_field",
+        "receptive_field_s",
+        "train_seconds",
+        "train_cpu_seconds",
+        "best_epoch",
+    ):
         row[key] = ua.get(key)
     row["trial_seconds"] = (
         (t.datetime_complete - t.datetime_start).total_seconds()

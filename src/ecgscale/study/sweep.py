@@ -152,11 +152,15 @@ def _retry_failed_points(study: Any, space: dict[str, list[Any]], *, only_interr
     return n
 
 
-def _duplicate_of(study: Any, number: int) -> int | None:
-    """The number of an older trial holding the same grid point (complete, or running with a lower number)."""
+def _duplicate_of(study: Any, number: int, trials: list[Any] | None = None) -> int | None:
+    """The number of an older trial holding the same grid point (complete, or running with a lower number).
+
+    ``trials``: the study's trials if the caller just read them (one storage read serves several checks).
+    """
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
     me = next((t for t in trials if t.number == number), None)
     if me is None or "grid_id" not in me.system_attrs:
         return None
@@ -171,10 +175,12 @@ def _duplicate_of(study: Any, number: int) -> int | None:
     return None
 
 
-def _trial_dir(study: Any, number: int, root: Path) -> Path:
+def _trial_dir(study: Any, number: int, root: Path, trials: list[Any] | None = None) -> Path:
     """``trials/<number>``; a retry of a killed or interrupted trial whose folder is on this machine reuses it,
     so a runner that can resume (``TrainRunner``) continues from the last checkpoint instead of epoch 1."""
-    me = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
+    me = next((t for t in trials if t.number == number), None)
     first = None if me is None else me.system_attrs.get("failed_trial")
     if first is not None and (root / "trials" / str(first)).is_dir():
         log.info("trial %d retries trial %d: continuing in %s", number, first, root / "trials" / str(first))
@@ -239,14 +245,15 @@ def run_sweep(
     def objective(trial: optuna.Trial) -> float:
         key = trial.suggest_categorical("config", space["config"])
         seed = trial.suggest_categorical("seed", space["seed"])
-        dup = _duplicate_of(study, trial.number)
+        trials = study.get_trials(deepcopy=False)
+        dup = _duplicate_of(study, trial.number, trials)
         if dup is not None:
             trial.set_user_attr("duplicate_of", dup)
             duplicates.append(trial.number)
             log.info("trial %d: grid point %s seed %s is held by trial %d; skipped", trial.number, key, seed, dup)
             raise optuna.TrialPruned(f"duplicate of trial {dup}")
         config = TrialConfig(grid.point(str(key)), int(seed), train=settings.train, model=settings.model)
-        trial_dir = _trial_dir(study, trial.number, root)
+        trial_dir = _trial_dir(study, trial.number, root, trials)
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("trial_dir", str(trial_dir))
         log.info("trial %d: %s seed %s (%s)", trial.number, key, seed, worker)

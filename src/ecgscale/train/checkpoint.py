@@ -14,6 +14,7 @@ A run directory holds
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -143,8 +144,9 @@ def load_resume_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Ten
     return model_state, {"state": opt, "param_groups": groups}, state
 
 
+@functools.cache
 def git_sha() -> str | None:
-    """The commit of the ecgscale source tree, if it is a git checkout (else ``None``)."""
+    """The commit of the ecgscale source tree, if it is a git checkout (else ``None``); asked once per process."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ecgscale.errors import CheckpointError, ConfigError
-from ecgscale.fileio import write_json_atomic, write_text_atomic
+from ecgscale.fileio import atomic_path, write_json_atomic, write_text_atomic
 from ecgscale.train.checkpoint import load_run
 from ecgscale.train.data import CacheSource
 from ecgscale.train.trainer import _jsonable, _sigmoid, predict_logits, resolve_device, resolve_precision
@@ -73,12 +73,20 @@ def evaluate_run(
     precision: str = "fp32",
     seed: int = 0,
     write: bool = True,
+    by_source: bool = False,
+    min_source_records: int = 10,
+    save_predictions: bool = False,
 ) -> dict[str, Any]:
     """Metrics of a run on ``split`` (default ``test``) with bootstrap 95% CIs; writes ``eval_<split>.json`` and
     ``eval_<split>_per_label.csv`` into the run directory (atomically) unless ``write=False``.
 
     ``cache`` defaults to the cache the run was trained on (its path is in ``config.json``); a cache with a
     different preprocessing hash or label space is refused, since the numbers would not mean what they say.
+
+    The split is predicted once; everything else is derived from those probabilities. ``by_source=True`` adds
+    ``per_source``: the metrics (no CIs) of each data source with at least ``min_source_records`` records of
+    the split (a smaller source's AUROC would be noise). ``save_predictions=True`` writes them to
+    ``predictions_<split>.npz`` (``index`` into the cache, ``prob`` float32 ``(N, K)``, ``source``).
     """
     from ecgscale.metrics import compute_metrics
 
@@ -122,6 +130,11 @@ def evaluate_run(
             torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(logits), torch.from_numpy(y))
         )
     per_label = per_label_rows(metrics, loaded.label_space)
+    sources = cache.manifest["source"].to_numpy()[source.rows].astype(str) if by_source or save_predictions else None
+    if save_predictions:
+        path = run / f"predictions_{split}.npz"
+        with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, index=source.rows, prob=probs.astype(np.float32), source=sources)
     result = {
         "run_dir": str(run.resolve()),
         "split": split,
@@ -142,11 +155,30 @@ def evaluate_run(
         "per_label": per_label,
         "per_group": _jsonable(metrics.get("per_group") or {}),
     }
+    if by_source:
+        assert sources is not None
+        result["per_source"] = _per_source(y, probs, sources, loaded, min_records=min_source_records)
     if write:
         write_json_atomic(run / f"eval_{split}.json", result)
         write_text_atomic(run / f"eval_{split}_per_label.csv", _csv(per_label))
         log.info("wrote %s", run / f"eval_{split}.json")
     return result
+
+
+def _per_source(
+    y: np.ndarray, probs: np.ndarray, sources: np.ndarray, loaded: Any, *, min_records: int
+) -> dict[str, dict[str, Any]]:
+    """Scalar metrics of each source with at least ``min_records`` records, from the split's one prediction."""
+    from ecgscale.metrics import compute_metrics
+
+    out: dict[str, dict[str, Any]] = {}
+    for src in sorted(set(sources.tolist())):
+        mask = sources == src
+        if int(mask.sum()) < min_records:
+            continue
+        m = compute_metrics(y[mask], probs[mask], thresholds=loaded.thresholds, label_space=loaded.label_space)
+        out[src] = _jsonable({k: v for k, v in m.items() if k not in ("per_label", "per_group", "ci", "thresholds")})
+    return out
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
