@@ -101,10 +101,16 @@ def open_storage(
                         failed_trial_callback=callback,
                     )
                 break
-            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            except (
+                sqlalchemy.exc.IntegrityError,
+                sqlalchemy.exc.ProgrammingError,
+                sqlalchemy.exc.OperationalError,
+            ) as exc:
                 # Workers started together on a new database race to create optuna's tables (duplicate
-                # alembic_version row / table); the loser finds them created on the next attempt.
-                if attempt == _CREATE_ATTEMPTS - 1:
+                # alembic_version row / table; SQLite says "table ... already exists"); the loser finds them
+                # created on the next attempt. Any other OperationalError (unreachable server) is final.
+                racing = not isinstance(exc, sqlalchemy.exc.OperationalError) or "already exists" in str(exc)
+                if not racing or attempt == _CREATE_ATTEMPTS - 1:
                     raise
                 time.sleep(0.2 * (attempt + 1))
         if url.startswith("sqlite"):
