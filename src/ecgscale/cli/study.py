@@ -271,6 +271,7 @@ def search_compare_cmd(
     max_minutes: float | None = typer.Option(10.0, "--max-minutes", help="Wall-clock cap per trial."),
     pruner: str = typer.Option("median", "--pruner", help="median | hyperband | none."),
     narrow: str = typer.Option("narrow", "--narrow", help="The narrow space: narrow | FILE | from-study:NAME."),
+    wide: str = typer.Option("wide", "--wide", help="The wide space: wide | FILE (e.g. a CPU-sized generic space)."),
     storage: str | None = typer.Option(None, "--storage", help="SQLAlchemy URL (default: SQLite per study)."),
     studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where studies live."),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda[:N]."),
@@ -279,19 +280,19 @@ def search_compare_cmd(
 ) -> None:
     """Does the narrow space beat the wide one? Equal budgets, several seeds, best-so-far curves, CIs."""
     from ecgscale.study.search import compare_spaces, resolve_space
-    from ecgscale.study.spaces import wide_space
 
     _quiet_optuna()
     if seeds < 1:
         raise ConfigError(f"got {seeds}; allowed: an integer >= 1", key="--seeds")
     narrow_sp = resolve_space(narrow, storage=storage, studies_dir=studies_dir)
+    wide_sp = resolve_space(wide, storage=storage, studies_dir=studies_dir)
     if runner == "train":
         _set_threads(threads, 1)
     data = _open_cache(cache, required=runner == "train")
     run_trial, identity = _make_runner(runner, data, progress=False)
     train = _train_overrides(epochs, None, None, max_minutes, device, validate=runner == "train")
     report = compare_spaces(
-        [wide_space(), narrow_sp],
+        [wide_sp, narrow_sp],
         out,
         runner=run_trial,
         data=identity,
