@@ -32,8 +32,9 @@ def train_step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16
     return step
 
 
-def conv_alone(channels: int, kernel: int, length: int, batch: int, bf16: bool, layout: str
-               ) -> tuple[float, Callable[[], None]]:
+def conv_alone(
+    channels: int, kernel: int, length: int, batch: int, bf16: bool, layout: str
+) -> tuple[float, Callable[[], None]]:
     """GFLOP and fwd+bwd step of one C->C convolution at the first stage's length, in one memory layout.
 
     Layouts: ``conv1d`` (N, C, L); ``conv2d(1,K)`` (N, C, 1, L) contiguous; ``conv2d(1,K) CL`` the same
@@ -44,6 +45,7 @@ def conv_alone(channels: int, kernel: int, length: int, batch: int, bf16: bool, 
     x = torch.randn(batch, channels, length, generator=gen)
     pad = kernel // 2
     if layout == "conv1d":
+
         def conv(t: torch.Tensor) -> torch.Tensor:
             return F.conv1d(t, weight, padding=pad)
     elif layout.startswith("conv2d(1,K)"):
@@ -58,6 +60,7 @@ def conv_alone(channels: int, kernel: int, length: int, batch: int, bf16: bool, 
 
         def conv(t: torch.Tensor) -> torch.Tensor:
             return F.conv2d(t, weight.unsqueeze(3), padding=(pad, 0))
+
     x.requires_grad_(True)
 
     def step() -> None:
@@ -76,10 +79,14 @@ def profile_step(step: Callable[[], None]) -> list[tuple[str, float]]:
     step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
-    families = {"conv forward": ("mkldnn_convolution",), "conv backward": ("convolution_backward",),
-                "batch norm": ("batch_norm",), "relu/add/dropout": ("threshold", "clamp", "relu", "add", "mul",
-                                                                    "dropout", "bernoulli"),
-                "copies/casts": ("copy_", "_to_copy"), "linear/loss": ("mm", "addmm", "sigmoid", "binary")}
+    families = {
+        "conv forward": ("mkldnn_convolution",),
+        "conv backward": ("convolution_backward",),
+        "batch norm": ("batch_norm",),
+        "relu/add/dropout": ("threshold", "clamp", "relu", "add", "mul", "dropout", "bernoulli"),
+        "copies/casts": ("copy_", "_to_copy"),
+        "linear/loss": ("mm", "addmm", "sigmoid", "binary"),
+    }
     shares = dict.fromkeys(families, 0.0)
     total = 0.0
     for event in prof.key_averages():
@@ -106,21 +113,29 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)  # benchmark script, not library code
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"cpu capability {torch.backends.cpu.get_cpu_capability()}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"cpu capability {torch.backends.cpu.get_cpu_capability()}"
+    )
     fwd = cost(build_resnet1d(args.depth, args.channels, args.kernel, generator=0).config, args.n_samples)
     train_flops = 3 * fwd.flops * args.batch
-    print(f"model D={args.depth} C={args.channels} K={args.kernel}, input 12 x {args.n_samples}, batch {args.batch}:"
-          f" {fwd.params:,} params, forward {fwd.flops / 1e9:.2f} GFLOP/record, "
-          f"training step {train_flops / 1e9:.1f} GFLOP")
+    print(
+        f"model D={args.depth} C={args.channels} K={args.kernel}, input 12 x {args.n_samples}, batch {args.batch}:"
+        f" {fwd.params:,} params, forward {fwd.flops / 1e9:.2f} GFLOP/record, "
+        f"training step {train_flops / 1e9:.1f} GFLOP"
+    )
 
     x = torch.randn(args.batch, 12, args.n_samples)
     y = (torch.rand(args.batch, 26) > 0.8).float()
     precisions = [("bf16", True)] + ([] if args.no_fp32 else [("fp32", False)])
     gen = torch.Generator().manual_seed(0)
-    mats = {prec: (torch.randn(args.matmul_n, args.matmul_n, generator=gen).to(dtype),
-                   torch.randn(args.matmul_n, args.matmul_n, generator=gen).to(dtype))
-            for prec, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
+    mats = {
+        prec: (
+            torch.randn(args.matmul_n, args.matmul_n, generator=gen).to(dtype),
+            torch.randn(args.matmul_n, args.matmul_n, generator=gen).to(dtype),
+        )
+        for prec, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))
+    }
     length = args.n_samples // 2
     # name -> (precision, work in GFLOP, callable); peaks are ordinary entries so they share the rounds
     jobs: dict[str, tuple[str, float, Callable[[], object]]] = {}
@@ -157,8 +172,10 @@ def main() -> None:
         print(f"{name:54s}  {gflops:8.1f}  {gflops / peaks[jobs[name][0]]:13.0%}")
 
     top, top_name = max((v, k) for k, v in results.items() if k.startswith("bf16 layout"))
-    print(f"\nbf16 autocast training, best model variant ({top_name}): {top:.1f} GFLOP/s = "
-          f"{top / peaks['bf16']:.0%} of the bf16 matmul peak (issue target >= 70%)")
+    print(
+        f"\nbf16 autocast training, best model variant ({top_name}): {top:.1f} GFLOP/s = "
+        f"{top / peaks['bf16']:.0%} of the bf16 matmul peak (issue target >= 70%)"
+    )
     model = build_resnet1d(args.depth, args.channels, args.kernel, generator=0, layout="cl")
     print("where a bf16 training step spends its CPU time (layout=cl):")
     for family, share in profile_step(train_step_fn(model, x, y, True)):

@@ -48,8 +48,16 @@ def _prepare(workdir: Path, n: int, train_n: int, depth: int, channels: int, ker
     records = workdir / f"records_{n}"
     if not (records / "synth_summary.json").is_file():
         t0 = time.perf_counter()
-        generate(records, n=n, seed=seed, format="cinc2021", sources=["ptbxl_like"], progress=False, workers=2,
-                 overwrite=True)
+        generate(
+            records,
+            n=n,
+            seed=seed,
+            format="cinc2021",
+            sources=["ptbxl_like"],
+            progress=False,
+            workers=2,
+            overwrite=True,
+        )
         print(f"generated {n} records in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     tag = f"D{depth}-C{channels}-K{kernel}"
     run = workdir / f"run_{tag}"
@@ -103,13 +111,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--workers", type=int, default=1, help="Predictor reading threads")
-    ap.add_argument("--compare-n", type=int, default=200,
-                    help="records of the interleaved comparison (batched vs one-by-one vs naive)")
+    ap.add_argument(
+        "--compare-n",
+        type=int,
+        default=200,
+        help="records of the interleaved comparison (batched vs one-by-one vs naive)",
+    )
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (each variant on the same subset)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ecgscale_bench_predict",
-                    help="records and the run are generated here once and reused")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "ecgscale_bench_predict",
+        help="records and the run are generated here once and reused",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -123,8 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     run = _prepare(args.workdir, args.n, args.train_n, args.depth, args.channels, args.kernel, args.seed)
     records = args.workdir / f"records_{args.n}"
     files = sorted(records.rglob("*.hea"))
-    predictor = Predictor(run, device="cpu", batch_size=args.batch_size, precision=args.precision,
-                          workers=args.workers)
+    predictor = Predictor(run, device="cpu", batch_size=args.batch_size, precision=args.precision, workers=args.workers)
     print(f"{predictor!r}; torch threads {torch.get_num_threads()}", file=sys.stderr)
     other = "bf16" if args.precision == "fp32" else "fp32"
     predictor_other = Predictor(run, device="cpu", batch_size=args.batch_size, precision=other, workers=args.workers)
@@ -142,8 +157,11 @@ def main(argv: list[str] | None = None) -> dict:
     compare = files[: min(args.compare_n, len(files))]
     subsets = [list(c) for c in np.array_split(np.asarray(compare, dtype=object), args.rounds) if len(c)]
     times = {"batched": 0.0, f"batched_{other}": 0.0, "one_by_one": 0.0, "naive": 0.0}
-    round_ratios: dict[str, list[float]] = {"batched_vs_naive": [], "batched_vs_one_by_one": [],
-                                            "one_by_one_vs_naive": []}
+    round_ratios: dict[str, list[float]] = {
+        "batched_vs_naive": [],
+        "batched_vs_one_by_one": [],
+        "one_by_one_vs_naive": [],
+    }
     lat: list[float] = []
     naive = _Naive(run)
     naive(files[0])  # warm-up
@@ -189,28 +207,38 @@ def main(argv: list[str] | None = None) -> dict:
         "batched_ms_per_record": round(1e3 / rps["batched"], 2),
         "one_by_one_latency_ms_median": round(float(np.median(lat_ms)), 2),
         "one_by_one_latency_ms_p95": round(float(np.percentile(lat_ms, 95)), 2),
-        "ratio_total": {"batched_vs_naive": round(rps["batched"] / rps["naive"], 2),
-                        f"batched_{args.precision}_vs_{other}": round(rps["batched"] / rps[f"batched_{other}"], 2),
-                        "batched_vs_one_by_one": round(rps["batched"] / rps["one_by_one"], 2),
-                        "one_by_one_vs_naive": round(rps["one_by_one"] / rps["naive"], 2)},
+        "ratio_total": {
+            "batched_vs_naive": round(rps["batched"] / rps["naive"], 2),
+            f"batched_{args.precision}_vs_{other}": round(rps["batched"] / rps[f"batched_{other}"], 2),
+            "batched_vs_one_by_one": round(rps["batched"] / rps["one_by_one"], 2),
+            "one_by_one_vs_naive": round(rps["one_by_one"] / rps["naive"], 2),
+        },
         "ratio_median_of_rounds": {k: round(float(np.median(v)), 2) for k, v in round_ratios.items()},
         "max_abs_diff_vs_naive": agreement,
     }
     r, m = result["ratio_total"], result["ratio_median_of_rounds"]
-    print(f"model {result['model']} ({args.precision}, batch {args.batch_size}, {result['torch_threads']} torch "
-          f"threads), records of 10 s at 500 Hz (CinC 2021 .hea/.mat)")
+    print(
+        f"model {result['model']} ({args.precision}, batch {args.batch_size}, {result['torch_threads']} torch "
+        f"threads), records of 10 s at 500 Hz (CinC 2021 .hea/.mat)"
+    )
     print(f"  folder of {len(files)} records : {result['folder_records_per_s']:8.1f} rec/s (ecgscale predict)")
     print(f"  interleaved, {n_cmp} records in {len(subsets)} rounds:")
     print(f"    batched      : {rps['batched']:8.1f} rec/s ({result['batched_ms_per_record']} ms/record amortised)")
-    print(f"    batched {other:5s}: {rps[f'batched_{other}']:8.1f} rec/s ({args.precision} is "
-          f"{r[f'batched_{args.precision}_vs_{other}']}x {other})")
-    print(f"    one by one   : {rps['one_by_one']:8.1f} rec/s (latency median {result['one_by_one_latency_ms_median']}"
-          f" ms, p95 {result['one_by_one_latency_ms_p95']} ms)")
+    print(
+        f"    batched {other:5s}: {rps[f'batched_{other}']:8.1f} rec/s ({args.precision} is "
+        f"{r[f'batched_{args.precision}_vs_{other}']}x {other})"
+    )
+    print(
+        f"    one by one   : {rps['one_by_one']:8.1f} rec/s (latency median {result['one_by_one_latency_ms_median']}"
+        f" ms, p95 {result['one_by_one_latency_ms_p95']} ms)"
+    )
     print(f"    naive loop   : {rps['naive']:8.1f} rec/s (wfdb.rdrecord + same preprocess + batch-1 forward)")
-    print(f"  ratios (total / median of rounds): batched vs naive {r['batched_vs_naive']}x / "
-          f"{m['batched_vs_naive']}x, batched vs one-by-one {r['batched_vs_one_by_one']}x / "
-          f"{m['batched_vs_one_by_one']}x, one-by-one vs naive {r['one_by_one_vs_naive']}x / "
-          f"{m['one_by_one_vs_naive']}x")
+    print(
+        f"  ratios (total / median of rounds): batched vs naive {r['batched_vs_naive']}x / "
+        f"{m['batched_vs_naive']}x, batched vs one-by-one {r['batched_vs_one_by_one']}x / "
+        f"{m['batched_vs_one_by_one']}x, one-by-one vs naive {r['one_by_one_vs_naive']}x / "
+        f"{m['one_by_one_vs_naive']}x"
+    )
     print(f"  max |p_batched - p_naive| = {agreement:.1e} (the predictor rounds through the cache's float16)")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

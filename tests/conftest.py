@@ -24,6 +24,11 @@ def tiny_cache(synth_cinc_tree: Path, tmp_path_factory: pytest.TempPathFactory):
     from ecgscale.data.transforms import PreprocessConfig
 
     out = tmp_path_factory.mktemp("cache") / "tiny"
-    build_cache([synth_cinc_tree], out, config=PreprocessConfig(fs=100, window_s=5.0, max_store_s=10.0),
-                workers=1, progress=False)
+    build_cache(
+        [synth_cinc_tree],
+        out,
+        config=PreprocessConfig(fs=100, window_s=5.0, max_store_s=10.0),
+        workers=1,
+        progress=False,
+    )
     return open_cache(out)

@@ -61,8 +61,9 @@ def cinc_specimens(tmp_path_factory: pytest.TempPathFactory) -> CincSpecimens:
     edit_header(hea, "#Dx: 426783006", "# Dx: 426783006,,164934002,426783006,")
     edit_header(hea, " 1000/mV ", " 1000.0(0)/mV ")
     edit_header(hea, " 0 aVR\n", " 0 AVR\n")  # upper-case lead names occur; normalised to aVR
-    add("training/st_petersburg_incart/g1", "I0001", 257, 60, 3, age=None, sex=None,
-        codes=["164884008", "999999999"])  # a known unscored code and an unknown one
+    add(
+        "training/st_petersburg_incart/g1", "I0001", 257, 60, 3, age=None, sex=None, codes=["164884008", "999999999"]
+    )  # a known unscored code and an unknown one
     hea = add("training/ptb/g1", "S0001", 1000, 15, 4, age=63, sex="M", codes=["164865005"], gain=500.0)
     edit_header(hea, " 500/mV ", " 500(12)/mV ", 1)  # a non-zero baseline on lead I only
     add("elsewhere/georgia_like", "E0001", 500, 10, 5, age=51.5, sex="Female", codes=["164889003"])
@@ -98,8 +99,9 @@ def tianchi_specimens(tmp_path_factory: pytest.TempPathFactory) -> TianchiSpecim
     for rid, *_ in rows:
         u = rng.integers(-600, 600, size=(8, 5000))
         units[rid] = u
-        records[rid] = write_tianchi(rec_dir, rid, u * 0.00488, lead_names=("I", "II", "V1", "V2", "V3", "V4",
-                                                                           "V5", "V6"))
+        records[rid] = write_tianchi(
+            rec_dir, rid, u * 0.00488, lead_names=("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+        )
     label_file = write_tianchi_labels(root / "hf_round2_train.txt", rows)
     classes_file = write_tianchi_classes(root / "hf_round2_arrythmia.txt", TIANCHI_CLASSES)
     # test-set records: no label row anywhere, and a row without names in a subject file
@@ -149,8 +151,20 @@ def ptbxl_specimens(tmp_path_factory: pytest.TempPathFactory) -> PtbxlSpecimens:
     signals = {}
     with open(root / "ptbxl_database.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["ecg_id", "patient_id", "age", "sex", "height", "weight", "scp_codes", "strat_fold",
-                    "filename_lr", "filename_hr"])
+        w.writerow(
+            [
+                "ecg_id",
+                "patient_id",
+                "age",
+                "sex",
+                "height",
+                "weight",
+                "scp_codes",
+                "strat_fold",
+                "filename_lr",
+                "filename_hr",
+            ]
+        )
         for ecg_id, patient, age, sex, scp, fold in PTBXL_ROWS:
             names = {}
             for fs, folder, suffix in ((100, "records100", "lr"), (500, "records500", "hr")):
@@ -158,8 +172,17 @@ def ptbxl_specimens(tmp_path_factory: pytest.TempPathFactory) -> PtbxlSpecimens:
                 out = root / folder / "00000"
                 out.mkdir(parents=True, exist_ok=True)
                 sig = ecg_like(100 * ecg_id + fs, 12, 10 * fs, fs).T.astype(np.float64)
-                wfdb.wrsamp(name, fs=fs, units=["mV"] * 12, sig_name=list(STANDARD_LEADS), p_signal=sig,
-                            fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(out))
+                wfdb.wrsamp(
+                    name,
+                    fs=fs,
+                    units=["mV"] * 12,
+                    sig_name=list(STANDARD_LEADS),
+                    p_signal=sig,
+                    fmt=["16"] * 12,
+                    adc_gain=[1000.0] * 12,
+                    baseline=[0] * 12,
+                    write_dir=str(out),
+                )
                 signals[(ecg_id, fs)] = sig
                 names[fs] = f"{folder}/00000/{name}"
             w.writerow([ecg_id, patient, age, sex, "", "", scp, fold, names[100], names[500]])
@@ -184,8 +207,9 @@ def write_malformed(root: Path) -> dict[str, Bad]:
     bad: dict[str, Bad] = {}
 
     def good(name: str, rid: str, n: int = 1000, leads: int = 12) -> Path:
-        return write_cinc2021(root / name, rid, ecg_like(7, leads, n, 500), 500, codes=["426783006"],
-                              lead_names=STANDARD_LEADS[:leads])
+        return write_cinc2021(
+            root / name, rid, ecg_like(7, leads, n, 500), 500, codes=["426783006"], lead_names=STANDARD_LEADS[:leads]
+        )
 
     hea = good("truncated_mat", "T1")
     mat = hea.with_suffix(".mat")

@@ -53,8 +53,12 @@ def test_baseline_and_hum_removed_and_tone_passes(fs_in):
     for version, out in (("v2", preprocess_signal(signal, fs_in, RAW)), ("v1", _version1(signal, fs_in, RAW))):
         core = out[0, 250:-250]  # 1 s from each edge
         assert _amplitude(core, 10.0, 250.0) == pytest.approx(1.0, abs=0.01)
-        residuals[version] = (_amplitude(core, 0.2, 250.0), _amplitude(core, 60.0, 250.0), abs(core.mean()),
-                              np.abs(core - _tone(10.0, 250.0)[250:-250]).max())
+        residuals[version] = (
+            _amplitude(core, 0.2, 250.0),
+            _amplitude(core, 60.0, 250.0),
+            abs(core.mean()),
+            np.abs(core - _tone(10.0, 250.0)[250:-250]).max(),
+        )
     wander, hum, offset, error = residuals["v2"]
     assert wander < 0.035 * 2.0  # |H|^2 = 0.024 at 0.2 Hz; an 8 s stretch of a 5 s period leaks a little more
     assert hum < 0.2 * 0.5  # |H|^2 = 0.17 at 60 Hz (-15 dB)

@@ -22,8 +22,17 @@ def _ok(args):
 def test_record_table_and_json(cinc_specimens):
     hea = str(cinc_specimens.records["I0001"])
     text = _ok([hea])
-    for fragment in ("I0001", "257 Hz", "15420 (60 s)", "I II III aVR aVL aVF V1 V2 V3 V4 V5 V6",
-                     "unknown / unknown", "999999999", "unknown", "164884008", "VEB"):
+    for fragment in (
+        "I0001",
+        "257 Hz",
+        "15420 (60 s)",
+        "I II III aVR aVL aVF V1 V2 V3 V4 V5 V6",
+        "unknown / unknown",
+        "999999999",
+        "unknown",
+        "164884008",
+        "VEB",
+    ):
         assert fragment in text, fragment
     info = json.loads(_ok([hea, "--json"]))
     assert info["record_id"] == "I0001" and info["fs"] == 257.0 and info["n_samples"] == 15420
@@ -40,7 +49,9 @@ def test_record_table_and_json(cinc_specimens):
 def test_tianchi_and_ptbxl_records(tianchi_specimens, ptbxl_specimens):
     info = json.loads(_ok([str(tianchi_specimens.records["100"]), "--json"]))
     assert [(c["code"], c["abbreviation"], c["group"]) for c in info["codes"]] == [
-        ("窦性心律", "NSR", "rhythm"), ("电轴左偏", "LAD", "axis")]
+        ("窦性心律", "NSR", "rhythm"),
+        ("电轴左偏", "LAD", "axis"),
+    ]
     assert "窦性心律" in _ok([str(tianchi_specimens.records["100"])])
     info = json.loads(_ok([str(ptbxl_specimens.root / "records500" / "00000" / "00004_hr.hea"), "--json"]))
     codes = {c["code"]: c for c in info["codes"]}
@@ -50,8 +61,14 @@ def test_tianchi_and_ptbxl_records(tianchi_specimens, ptbxl_specimens):
 
 def test_folder_summary(cinc_specimens, malformed):
     text = _ok([str(cinc_specimens.root)])
-    for fragment in ("5 records", "records per source", "st_petersburg_incart", "label prevalence (cinc2021",
-                     "RBBB", "999999999"):
+    for fragment in (
+        "5 records",
+        "records per source",
+        "st_petersburg_incart",
+        "label prevalence (cinc2021",
+        "RBBB",
+        "999999999",
+    ):
         assert fragment in text, fragment
     info = json.loads(_ok([str(cinc_specimens.root), "--json"]))
     assert info["n_records"] == 5 and info["sources"]["cpsc_2018"] == 2

@@ -57,22 +57,55 @@ def test_translate_codes_keeps_unknowns_in_order():
 @pytest.mark.parametrize("task", labels.PTBXL_TASKS)
 def test_ptbxl_spaces_from_a_table(task):
     table = {
-        "NORM": {"description": "normal ECG", "diagnostic": "1.0", "form": "", "rhythm": "",
-                 "diagnostic_class": "NORM", "diagnostic_subclass": "NORM"},
-        "IMI": {"description": "inferior MI", "diagnostic": "1.0", "form": "", "rhythm": "",
-                "diagnostic_class": "MI", "diagnostic_subclass": "IMI"},
-        "SR": {"description": "sinus rhythm", "diagnostic": "", "form": "", "rhythm": "1.0",
-               "diagnostic_class": "", "diagnostic_subclass": ""},
-        "PVC": {"description": "ventricular premature complex", "diagnostic": "", "form": "1.0", "rhythm": "",
-                "diagnostic_class": "", "diagnostic_subclass": ""},
+        "NORM": {
+            "description": "normal ECG",
+            "diagnostic": "1.0",
+            "form": "",
+            "rhythm": "",
+            "diagnostic_class": "NORM",
+            "diagnostic_subclass": "NORM",
+        },
+        "IMI": {
+            "description": "inferior MI",
+            "diagnostic": "1.0",
+            "form": "",
+            "rhythm": "",
+            "diagnostic_class": "MI",
+            "diagnostic_subclass": "IMI",
+        },
+        "SR": {
+            "description": "sinus rhythm",
+            "diagnostic": "",
+            "form": "",
+            "rhythm": "1.0",
+            "diagnostic_class": "",
+            "diagnostic_subclass": "",
+        },
+        "PVC": {
+            "description": "ventricular premature complex",
+            "diagnostic": "",
+            "form": "1.0",
+            "rhythm": "",
+            "diagnostic_class": "",
+            "diagnostic_subclass": "",
+        },
     }
     space = labels.ptbxl_space(task, table)
-    expected = {"all": ["IMI", "NORM", "PVC", "SR"], "diagnostic": ["IMI", "NORM"], "form": ["PVC"],
-                "rhythm": ["SR"], "subdiagnostic": ["IMI", "NORM"], "superdiagnostic": ["MI", "NORM"]}[task]
+    expected = {
+        "all": ["IMI", "NORM", "PVC", "SR"],
+        "diagnostic": ["IMI", "NORM"],
+        "form": ["PVC"],
+        "rhythm": ["SR"],
+        "subdiagnostic": ["IMI", "NORM"],
+        "superdiagnostic": ["MI", "NORM"],
+    }[task]
     assert space.keys == expected and space.name == f"ptbxl-{task}"
     hot = space.encode(["IMI", "SR", "PVC"])
-    assert hot.dtype == np.uint8 and hot.sum() == {"all": 3, "diagnostic": 1, "form": 1, "rhythm": 1,
-                                                   "subdiagnostic": 1, "superdiagnostic": 1}[task]
+    assert (
+        hot.dtype == np.uint8
+        and hot.sum()
+        == {"all": 3, "diagnostic": 1, "form": 1, "rhythm": 1, "subdiagnostic": 1, "superdiagnostic": 1}[task]
+    )
 
 
 def _doc_table(marker: str) -> list[list[str]]:

@@ -10,10 +10,27 @@ from ecgscale.data.readers import discover, read, read_record
 from ecgscale.errors import RecordError
 
 CASES = [
-    "truncated_mat", "samples_mismatch", "leads_mismatch", "signal_count", "nonnumeric_gain", "missing_mat",
-    "empty_header", "garbage_header", "wrong_leads", "wfdb_nan", "float_nan_mat", "empty_mat", "garbage_mat",
-    "tianchi_nan", "tianchi_inf", "tianchi_columns", "tianchi_text", "tianchi_fraction", "tianchi_leads",
-    "tianchi_empty", "tianchi_header_only",
+    "truncated_mat",
+    "samples_mismatch",
+    "leads_mismatch",
+    "signal_count",
+    "nonnumeric_gain",
+    "missing_mat",
+    "empty_header",
+    "garbage_header",
+    "wrong_leads",
+    "wfdb_nan",
+    "float_nan_mat",
+    "empty_mat",
+    "garbage_mat",
+    "tianchi_nan",
+    "tianchi_inf",
+    "tianchi_columns",
+    "tianchi_text",
+    "tianchi_fraction",
+    "tianchi_leads",
+    "tianchi_empty",
+    "tianchi_header_only",
 ]
 
 
@@ -43,9 +60,16 @@ def test_discover_never_raises_and_reads_report_the_rest(malformed):
     d = discover(root)
     skipped = {s.path.name: s.reason for s in d.skipped}
     # header-level problems are found while discovering, without reading any signal
-    assert skipped == {"T4.hea": "bad_header", "T5.hea": "bad_header", "T6.mat": "missing_signal",
-                       "T7.hea": "empty", "T8.hea": "bad_header", "T9.hea": "bad_leads", "leads.txt": "bad_leads",
-                       "empty.txt": "empty"}
+    assert skipped == {
+        "T4.hea": "bad_header",
+        "T5.hea": "bad_header",
+        "T6.mat": "missing_signal",
+        "T7.hea": "empty",
+        "T8.hea": "bad_header",
+        "T9.hea": "bad_leads",
+        "leads.txt": "bad_leads",
+        "empty.txt": "empty",
+    }
     reasons = {}
     for ref in d.refs:
         try:
@@ -54,8 +78,11 @@ def test_discover_never_raises_and_reads_report_the_rest(malformed):
             reasons[ref.path.stem] = exc.reason
         else:
             reasons[ref.path.stem] = "ok"
-    expected = {case.path.stem: case.reason for case in bad.values()
-                if case.path.name not in skipped and case.path.with_suffix(".mat").name not in skipped}
+    expected = {
+        case.path.stem: case.reason
+        for case in bad.values()
+        if case.path.name not in skipped and case.path.with_suffix(".mat").name not in skipped
+    }
     assert reasons == expected
 
 

@@ -20,8 +20,13 @@ def records(tmp_path):
     for i in range(14):
         seconds = 30 if i % 5 == 0 else 8  # some records longer than max_store_s
         sig = np.sin(np.arange(500 * seconds) / 40.0)[None] * rng.uniform(0.5, 1.5, (12, 1))
-        write_cinc2021(root, f"S{i:04d}", (sig + 0.05 * rng.standard_normal(sig.shape)).astype(np.float32), 500,
-                       codes=("426783006",))
+        write_cinc2021(
+            root,
+            f"S{i:04d}",
+            (sig + 0.05 * rng.standard_normal(sig.shape)).astype(np.float32),
+            500,
+            codes=("426783006",),
+        )
     return root
 
 

@@ -102,9 +102,18 @@ def test_thirty_minute_incart_record(tmp_path):
 def test_reader_and_wfdb_agree_on_wfdb_written_header(tmp_path):
     """wfdb writes comments as "# Age: 61"; the plain-WFDB route (.dat) parses them like the CinC route."""
     sig = np.random.default_rng(0).normal(0, 1, (1000, 12))
-    wfdb.wrsamp("W1", fs=500, units=["mV"] * 12, sig_name=list(STANDARD_LEADS), p_signal=sig, fmt=["16"] * 12,
-                adc_gain=[1000.0] * 12, baseline=[0] * 12, comments=["Age: 61", "Sex: Female", "Dx: 164889003"],
-                write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "W1",
+        fs=500,
+        units=["mV"] * 12,
+        sig_name=list(STANDARD_LEADS),
+        p_signal=sig,
+        fmt=["16"] * 12,
+        adc_gain=[1000.0] * 12,
+        baseline=[0] * 12,
+        comments=["Age: 61", "Sex: Female", "Dx: 164889003"],
+        write_dir=str(tmp_path),
+    )
     assert "# Age: 61" in (tmp_path / "W1.hea").read_text()
     rec = read_record(tmp_path / "W1.hea")
     assert rec.meta["format"] == "wfdb" and (rec.age, rec.sex, rec.codes) == (61.0, "F", ("164889003",))
@@ -131,8 +140,17 @@ def test_discover_tree_sources_and_refs(cinc_specimens):
 
 
 def test_read_cinc2021_rejects_dat_records(tmp_path):
-    wfdb.wrsamp("D1", fs=500, units=["mV"], sig_name=["I"], p_signal=np.zeros((10, 1)), fmt=["16"],
-                adc_gain=[1000.0], baseline=[0], write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "D1",
+        fs=500,
+        units=["mV"],
+        sig_name=["I"],
+        p_signal=np.zeros((10, 1)),
+        fmt=["16"],
+        adc_gain=[1000.0],
+        baseline=[0],
+        write_dir=str(tmp_path),
+    )
     with pytest.raises(RecordError, match=r"one \.mat file") as exc:
         read_cinc2021(tmp_path / "D1.hea")
     assert exc.value.reason == "bad_header"

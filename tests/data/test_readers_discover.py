@@ -40,8 +40,14 @@ def test_mixed_tree(mixed):
 def test_summary_counts(mixed, cinc_specimens):
     s = summarize(discover(mixed))
     assert s["n_records"] == 13 and s["label_space"] is None and "several formats" in s["label_space_error"]
-    assert s["sources"] == {"cpsc_2018": 2, "georgia_like": 1, "ptb": 1, "st_petersburg_incart": 1,
-                            "ptb-xl": 5, "tianchi": 3}
+    assert s["sources"] == {
+        "cpsc_2018": 2,
+        "georgia_like": 1,
+        "ptb": 1,
+        "st_petersburg_incart": 1,
+        "ptb-xl": 5,
+        "tianchi": 3,
+    }
     assert s["skipped_by_reason"] == {"missing_header": 1, "no_labels": 2}
 
     cinc = summarize(discover(cinc_specimens.root))

@@ -67,8 +67,7 @@ def test_gb18030_label_file(tmp_path):
     (tmp_path / "hf_round1_label.txt").write_bytes("7.txt\t33\tMALE\t窦性心动过缓\n".encode("gb18030"))
     rec = read_tianchi(tmp_path / "r" / "7.txt")
     assert rec.codes == ("窦性心动过缓",) and rec.sex == "M" and rec.age == 33.0
-    np.testing.assert_allclose(rec.signal[:, 0], derive_limb_leads(np.arange(1, 9)[:, None] * 0.00488)[:, 0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(rec.signal[:, 0], derive_limb_leads(np.arange(1, 9)[:, None] * 0.00488)[:, 0], rtol=1e-6)
 
 
 def test_bad_label_file_rows(tmp_path):

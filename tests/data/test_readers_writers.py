@@ -87,9 +87,13 @@ def test_tianchi_text_labels_and_classes(tmp_path):
     # eight leads in, same file out
     assert write_tianchi(tmp_path / "b", "100", sig[[0, 1, 6, 7, 8, 9, 10, 11]]).read_text() == path.read_text()
 
-    labels = write_tianchi_labels(tmp_path / "hf_round2_train.txt",
-                                  [("100", 56, "F", ["窦性心律", "电轴左偏"]), ("101.txt", None, None, ["T波改变"])])
-    assert labels.read_text(encoding="utf-8").splitlines() == ["100.txt\t56\tFEMALE\t窦性心律\t电轴左偏",
-                                                               "101.txt\t\t\tT波改变"]
+    labels = write_tianchi_labels(
+        tmp_path / "hf_round2_train.txt",
+        [("100", 56, "F", ["窦性心律", "电轴左偏"]), ("101.txt", None, None, ["T波改变"])],
+    )
+    assert labels.read_text(encoding="utf-8").splitlines() == [
+        "100.txt\t56\tFEMALE\t窦性心律\t电轴左偏",
+        "101.txt\t\t\tT波改变",
+    ]
     classes = write_tianchi_classes(tmp_path / "hf_round2_arrythmia.txt", ["窦性心律", "电轴左偏"])
     assert classes.read_bytes() == "窦性心律\n电轴左偏\n".encode()

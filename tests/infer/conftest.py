@@ -13,8 +13,9 @@ def _train(cache, out: Path, **model_options):
     from ecgscale.train import TrainConfig, train_run
 
     cfg = ResNet1dConfig(depth=1, channels=8, kernel_size=5, n_classes=len(cache.label_space), **model_options)
-    train_run(cache, cfg, TrainConfig(epochs=1, batch_size=32, device="cpu", precision="fp32", seed=0), out,
-              progress=False)
+    train_run(
+        cache, cfg, TrainConfig(epochs=1, batch_size=32, device="cpu", precision="fp32", seed=0), out, progress=False
+    )
     return out
 
 
@@ -27,8 +28,9 @@ def tiny_run(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_run_nogap(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A no-GAP run (flatten + linear head for exactly 500 samples)."""
-    return _train(tiny_cache, tmp_path_factory.mktemp("run") / "nogap", gap=False,
-                  input_length=tiny_cache.window_length)
+    return _train(
+        tiny_cache, tmp_path_factory.mktemp("run") / "nogap", gap=False, input_length=tiny_cache.window_length
+    )
 
 
 def _ecg_like(fs: float, seconds: float, *, n_leads: int = 12, seed: int = 0) -> np.ndarray:

@@ -19,8 +19,17 @@ from ecgscale.train import load_run
 
 WINDOW = 500
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-KEYS = {"labels", "label_space", "thresholds", "preprocess", "preprocess_hash", "model", "input", "output",
-        "ecgscale_version"}
+KEYS = {
+    "labels",
+    "label_space",
+    "thresholds",
+    "preprocess",
+    "preprocess_hash",
+    "model",
+    "input",
+    "output",
+    "ecgscale_version",
+}
 
 
 def _torch_probs(run_dir: Path, x: np.ndarray) -> np.ndarray:
@@ -68,8 +77,17 @@ def test_onnx_parity_dynamic_batch_and_metadata(tiny_run, tmp_path):
 def test_torchscript_parity_and_extra_files(tiny_run, tmp_path):
     out = tmp_path / "model.pt"
     export_model(tiny_run, "torchscript", out)
-    files = {"labels": "", "preprocess": "", "preprocess_hash": "", "thresholds": "", "model": "",
-             "ecgscale_version": "", "label_space": "", "input": "", "output": ""}
+    files = {
+        "labels": "",
+        "preprocess": "",
+        "preprocess_hash": "",
+        "thresholds": "",
+        "model": "",
+        "ecgscale_version": "",
+        "label_space": "",
+        "input": "",
+        "output": "",
+    }
     module = torch.jit.load(str(out), map_location="cpu", _extra_files=files)
     for n in (1, 5):
         x = _batch(n)

@@ -49,8 +49,16 @@ def records(tmp_path_factory: pytest.TempPathFactory, ecg_like) -> dict[str, Pat
     digital = np.rint(ecg_like(500, 10, seed=7) * 1000).astype(np.int16)
     digital[3, 100:120] = -32768
     write_mat_v4(bad / "BNAN.mat", digital)
-    (bad / "BNAN.hea").write_text(cinc2021_header_text("BNAN", digital, 500, lead_names=STANDARD_LEADS, gain=1000,
-                                                       comments=["Age: 50", "Sex: Male", "Dx: 426783006"]))
+    (bad / "BNAN.hea").write_text(
+        cinc2021_header_text(
+            "BNAN",
+            digital,
+            500,
+            lead_names=STANDARD_LEADS,
+            gain=1000,
+            comments=["Age: 50", "Sex: Male", "Dx: 426783006"],
+        )
+    )
     paths["nan"] = bad / "BNAN.hea"
     (bad / "JUNK.hea").write_text("this is not a WFDB header\n\x00\x01 binary garbage\n")
     paths["junk"] = bad / "JUNK.hea"
@@ -95,8 +103,11 @@ def test_prediction_uses_exactly_the_training_preprocessing(predictor, tiny_cach
         assert row.labels.tolist() == (row.probabilities >= predictor.thresholds).tolist()
     # The centre window the trainer validated on gives the same output through the predictor's model call.
     i = picks[0]
-    np.testing.assert_allclose(predictor.predict_windows(tiny_cache.window(i)[None]),
-                               _model_probs(tiny_run, tiny_cache.window(i)[None]), atol=1e-6)
+    np.testing.assert_allclose(
+        predictor.predict_windows(tiny_cache.window(i)[None]),
+        _model_probs(tiny_run, tiny_cache.window(i)[None]),
+        atol=1e-6,
+    )
 
 
 def test_other_rates_and_lengths_are_windowed_and_aggregated(predictor, records, tiny_run):
@@ -120,8 +131,9 @@ def test_other_rates_and_lengths_are_windowed_and_aggregated(predictor, records,
     assert xs.shape == (12, 300)
     padded = window(xs, WINDOW)
     assert np.all(padded[:, 300:] == 0)
-    np.testing.assert_allclose(predictor.predict_record(short).probabilities, _model_probs(tiny_run, padded[None])[0],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        predictor.predict_record(short).probabilities, _model_probs(tiny_run, padded[None])[0], atol=1e-6
+    )
 
 
 def test_batched_equals_one_by_one(predictor, records, tiny_run):
@@ -154,8 +166,16 @@ def test_directory_table_columns(tiny_run, records, predictor):
     assert errors.empty
     assert sorted(table["record_id"]) == ["R1000", "R257", "R500"]
     abbr = predictor.label_space.abbreviations
-    assert list(table.columns) == ["record_id", "path", *[f"p_{a}" for a in abbr], "labels", "codes", "n_windows",
-                                   "fs", "duration_s"]
+    assert list(table.columns) == [
+        "record_id",
+        "path",
+        *[f"p_{a}" for a in abbr],
+        "labels",
+        "codes",
+        "n_windows",
+        "fs",
+        "duration_s",
+    ]
     for _, r in table.iterrows():
         probs = r[[f"p_{a}" for a in abbr]].to_numpy(dtype=float)
         on = probs >= predictor.thresholds
@@ -209,31 +229,50 @@ def test_cli_csv_errors_and_exit_status(tiny_run, records, tmp_path):
     errors = pd.read_csv(errors_path_for(out))
     assert list(errors.columns) == ["path", "record_id", "reason", "error"]
     by_file = dict(zip(errors["path"].map(lambda p: Path(p).stem), errors["reason"], strict=True))
-    assert {k: by_file[k] for k in ("B8", "BNAN", "BLOW")} == {"B8": "missing_leads", "BNAN": "non_finite",
-                                                               "BLOW": "low_fs"}
+    assert {k: by_file[k] for k in ("B8", "BNAN", "BLOW")} == {
+        "B8": "missing_leads",
+        "BNAN": "non_finite",
+        "BLOW": "low_fs",
+    }
     assert set(by_file) == {"B8", "BNAN", "BLOW", "JUNK"}
     assert errors["error"].str.len().min() > 20  # full messages naming the file
     # Good inputs only: exit 0 and the stale error list is gone.
     threads = torch.get_num_threads()
     try:
-        res = CliRunner().invoke(app, ["predict", str(tiny_run), str(records["fs257_60s"].parent), "--out", str(out),
-                                       "--no-progress", "--batch-size", "1", "--threads", "1"])
+        res = CliRunner().invoke(
+            app,
+            [
+                "predict",
+                str(tiny_run),
+                str(records["fs257_60s"].parent),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--batch-size",
+                "1",
+                "--threads",
+                "1",
+            ],
+        )
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)  # the option sets a process-wide value; keep it out of other tests
     assert res.exit_code == 0, res.output
     assert "3 predicted, 0 failed" in res.output and not errors_path_for(out).exists()
     again = pd.read_csv(out)
-    np.testing.assert_allclose(again.filter(like="p_").to_numpy(),
-                               table.set_index("record_id").loc[again["record_id"]].filter(like="p_").to_numpy(),
-                               atol=2e-6)
+    np.testing.assert_allclose(
+        again.filter(like="p_").to_numpy(),
+        table.set_index("record_id").loc[again["record_id"]].filter(like="p_").to_numpy(),
+        atol=2e-6,
+    )
 
 
 def test_cli_challenge_format_is_readable_by_the_scorer(tiny_run, records, predictor, tmp_path):
     out = tmp_path / "outputs"
     good = records["fs257_60s"].parent
-    res = CliRunner().invoke(app, ["predict", str(tiny_run), str(good), "--format", "challenge", "--out", str(out),
-                                   "--no-progress"])
+    res = CliRunner().invoke(
+        app, ["predict", str(tiny_run), str(good), "--format", "challenge", "--out", str(out), "--no-progress"]
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == ["R1000.csv", "R257.csv", "R500.csv"]
     parsed = read_challenge_output(out / "R257.csv")
@@ -280,6 +319,7 @@ def test_preprocess_matches_library_function(predictor, records):
 
 def test_entry_point_exit_status(tiny_run, records, tmp_path, monkeypatch, capsys):
     """Through the console-script entry point: 1 when some files failed, 2 for a bad argument."""
+
     def run(*args: str) -> int:
         monkeypatch.setattr(sys, "argv", ["ecgscale", "predict", str(tiny_run), *args, "--no-progress"])
         with pytest.raises(SystemExit) as info:

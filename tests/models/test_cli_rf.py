@@ -14,8 +14,9 @@ runner = CliRunner()
 
 
 def test_rf_json_matches_api() -> None:
-    result = runner.invoke(app, ["rf", "--depth", "4", "--channels", "32", "--kernel", "9", "--fs", "500",
-                                 "--n-samples", "5000", "--json"])
+    result = runner.invoke(
+        app, ["rf", "--depth", "4", "--channels", "32", "--kernel", "9", "--fs", "500", "--n-samples", "5000", "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     cfg = ResNet1dConfig(depth=4, channels=32, kernel_size=9)

@@ -42,16 +42,19 @@ def _empirical_span(model: torch.nn.Module, n: int, position: int) -> tuple[int,
     return int(nonzero.min()), int(nonzero.max())
 
 
-@pytest.mark.parametrize(("depth", "kernel", "options"), [
-    (1, 3, {}),
-    (2, 5, {}),
-    (2, 1, {}),
-    (4, 9, {"stem_pool": True}),
-    (8, 9, {}),
-    (3, 7, {"strides": (2, 1, 3), "stem_stride": 1, "stem_kernel": 5}),
-    (5, 3, {"blocks_per_stage": 1, "max_downsamples": 4, "channel_growth": "double"}),
-    (16, 3, {}),
-])
+@pytest.mark.parametrize(
+    ("depth", "kernel", "options"),
+    [
+        (1, 3, {}),
+        (2, 5, {}),
+        (2, 1, {}),
+        (4, 9, {"stem_pool": True}),
+        (8, 9, {}),
+        (3, 7, {"strides": (2, 1, 3), "stem_stride": 1, "stem_kernel": 5}),
+        (5, 3, {"blocks_per_stage": 1, "max_downsamples": 4, "channel_growth": "double"}),
+        (16, 3, {}),
+    ],
+)
 @pytest.mark.parametrize("layout", ["cl", "ncl"])
 def test_analytic_receptive_field_equals_gradient_span(depth: int, kernel: int, options: dict, layout: str) -> None:
     model = build_resnet1d(depth, 4, kernel, generator=0, layout=layout, **options).double().eval()
@@ -84,14 +87,18 @@ def test_receptive_field_from_config_equals_model_and_grows_with_depth_and_kerne
         receptive_field(cfg, fs=0)
 
 
-@pytest.mark.parametrize(("depth", "channels", "kernel", "options", "n"), [
-    (1, 8, 3, {}, 500),
-    (4, 16, 9, {"channel_growth": "double", "stem_pool": True}, 777),
-    (3, 8, 5, {"gap": False, "input_length": 600, "strides": (1, 2, 3)}, 600),
-    (8, 32, 17, {"dropout": 0.3, "max_channels": 64, "channel_growth": "double"}, 2500),
-])
-def test_cost_matches_flop_counter_and_parameter_count(depth: int, channels: int, kernel: int, options: dict,
-                                                       n: int) -> None:
+@pytest.mark.parametrize(
+    ("depth", "channels", "kernel", "options", "n"),
+    [
+        (1, 8, 3, {}, 500),
+        (4, 16, 9, {"channel_growth": "double", "stem_pool": True}, 777),
+        (3, 8, 5, {"gap": False, "input_length": 600, "strides": (1, 2, 3)}, 600),
+        (8, 32, 17, {"dropout": 0.3, "max_channels": 64, "channel_growth": "double"}, 2500),
+    ],
+)
+def test_cost_matches_flop_counter_and_parameter_count(
+    depth: int, channels: int, kernel: int, options: dict, n: int
+) -> None:
     model = build_resnet1d(depth, channels, kernel, generator=0, **options).eval()
     result = cost(model, n)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -101,8 +108,11 @@ def test_cost_matches_flop_counter_and_parameter_count(depth: int, channels: int
     assert result.params == sum(p.numel() for p in model.parameters())
     assert result.flops == 2 * result.macs == 2 * sum(result.breakdown.values())
     bn_elems = 0
-    hooks = [m.register_forward_hook(lambda _m, _i, out: _add(out)) for m in model.modules()
-             if isinstance(m, torch.nn.BatchNorm1d)]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: _add(out))
+        for m in model.modules()
+        if isinstance(m, torch.nn.BatchNorm1d)
+    ]
     seen: list[int] = []
 
     def _add(out: torch.Tensor) -> None:

@@ -19,8 +19,9 @@ from ecgscale.models import BasicBlock1d, ResNet1d, ResNet1dConfig, build_resnet
 def test_shapes_over_grid(depth: int, kernel_size: int, gap: bool) -> None:
     n = 500  # the tiny-cache window (100 Hz x 5 s): even D=16, K=33 must be valid on it
     for channels in (4, 8):
-        model = build_resnet1d(depth, channels, kernel_size, gap=gap, n_classes=5, generator=0,
-                               input_length=None if gap else n)
+        model = build_resnet1d(
+            depth, channels, kernel_size, gap=gap, n_classes=5, generator=0, input_length=None if gap else n
+        )
         x = torch.randn(2, 12, n)
         feats = model.forward_features(x)
         final = model.config.feature_lengths(n)[f"block{depth - 1}"]
@@ -67,12 +68,19 @@ def test_blocks_expose_structure_and_projection_only_when_needed() -> None:
     assert isinstance(blocks[2].shortcut, torch.nn.Sequential)  # stride 2 and 8 -> 16 channels
     assert blocks[2].shortcut[0].kernel_size == (1,) and blocks[2].shortcut[0].stride == (2,)
     assert [type(m).__name__ for m in blocks[0].residual_path()] == [
-        "_Conv1d", "_BatchNorm1d", "ReLU", "Dropout", "_Conv1d", "_BatchNorm1d"]
+        "_Conv1d",
+        "_BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "_Conv1d",
+        "_BatchNorm1d",
+    ]
     assert all(b.conv1.kernel_size == (5,) and b.conv2.kernel_size == (5,) for b in blocks)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"gap": False, "input_length": 400, "stem_pool": True},
-                                    {"channel_growth": "double", "dropout": 0.2}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"gap": False, "input_length": 400, "stem_pool": True}, {"channel_growth": "double", "dropout": 0.2}]
+)
 def test_layouts_compute_the_same_function_with_one_state_dict(kwargs: dict) -> None:
     cl = build_resnet1d(3, 8, 7, generator=1, layout="cl", **kwargs).double().eval()
     ncl = build_resnet1d(3, 8, 7, generator=2, layout="ncl", **kwargs).double().eval()
@@ -108,8 +116,19 @@ def test_torchscript_compatible() -> None:
 
 
 def test_config_round_trip_json() -> None:
-    cfg = ResNet1dConfig(depth=3, channels=16, kernel_size=9, gap=False, input_length=1000, strides=(1, 2, 2),
-                         channel_growth="double", max_channels=32, dropout=0.1, n_classes=7, stem_pool=True)
+    cfg = ResNet1dConfig(
+        depth=3,
+        channels=16,
+        kernel_size=9,
+        gap=False,
+        input_length=1000,
+        strides=(1, 2, 2),
+        channel_growth="double",
+        max_channels=32,
+        dropout=0.1,
+        n_classes=7,
+        stem_pool=True,
+    )
     back = ResNet1dConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert back == cfg
     assert back.strides == (1, 2, 2)
@@ -127,21 +146,24 @@ def test_from_dict_rejects_unknown_and_missing_keys() -> None:
         build_resnet1d(2, 8, 3, widht=4)
 
 
-@pytest.mark.parametrize(("kwargs", "key", "value"), [
-    ({"depth": 0}, "depth", "0"),
-    ({"depth": 2.5}, "depth", "2.5"),
-    ({"channels": -4}, "channels", "-4"),
-    ({"kernel_size": 4}, "kernel_size", "4"),
-    ({"kernel_size": 0}, "kernel_size", "0"),
-    ({"dropout": 1.0}, "dropout", "1.0"),
-    ({"channel_growth": "triple"}, "channel_growth", "triple"),
-    ({"stem_kernel": 8}, "stem_kernel", "8"),
-    ({"strides": (2, 2)}, "strides", r"\(2, 2\)"),
-    ({"strides": (1, 0, 1)}, r"strides\[1\]", "0"),
-    ({"max_channels": 4}, "max_channels", "4"),
-    ({"gap": False}, "input_length", "required"),
-    ({"gap": "no"}, "gap", "'no'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "key", "value"),
+    [
+        ({"depth": 0}, "depth", "0"),
+        ({"depth": 2.5}, "depth", "2.5"),
+        ({"channels": -4}, "channels", "-4"),
+        ({"kernel_size": 4}, "kernel_size", "4"),
+        ({"kernel_size": 0}, "kernel_size", "0"),
+        ({"dropout": 1.0}, "dropout", "1.0"),
+        ({"channel_growth": "triple"}, "channel_growth", "triple"),
+        ({"stem_kernel": 8}, "stem_kernel", "8"),
+        ({"strides": (2, 2)}, "strides", r"\(2, 2\)"),
+        ({"strides": (1, 0, 1)}, r"strides\[1\]", "0"),
+        ({"max_channels": 4}, "max_channels", "4"),
+        ({"gap": False}, "input_length", "required"),
+        ({"gap": "no"}, "gap", "'no'"),
+    ],
+)
 def test_bad_options_name_parameter_and_value(kwargs: dict, key: str, value: str) -> None:
     base = {"depth": 3, "channels": 8, "kernel_size": 3}
     with pytest.raises(ConfigError, match=rf"{key}.*{value}"):
@@ -187,8 +209,9 @@ def test_initialisation_is_deterministic_and_leaves_global_rng_alone() -> None:
     b = build_resnet1d(3, 8, 5, generator=torch.Generator().manual_seed(123))
     c = build_resnet1d(3, 8, 5, generator=124)
     assert torch.equal(torch.random.get_rng_state(), state)
-    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values(),
-                                  strict=True):
+    for (name, pa), pb, pc in zip(
+        a.state_dict().items(), b.state_dict().values(), c.state_dict().values(), strict=True
+    ):
         assert torch.equal(pa, pb), name
         if name.endswith("conv1.weight"):
             assert not torch.equal(pa, pc), name
@@ -197,8 +220,10 @@ def test_initialisation_is_deterministic_and_leaves_global_rng_alone() -> None:
 
 
 def test_models_never_import_data() -> None:
-    code = ("import sys, ecgscale.models, ecgscale.models.receptive; "
-            "bad = [m for m in sys.modules if m.startswith('ecgscale.') and m.split('.')[1] "
-            "not in ('models', 'errors')]; print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, ecgscale.models, ecgscale.models.receptive; "
+        "bad = [m for m in sys.modules if m.startswith('ecgscale.') and m.split('.')[1] "
+        "not in ('models', 'errors')]; print(bad); sys.exit(1 if bad else 0)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -23,20 +23,25 @@ def predict(
         ..., help="Record files (.hea/.mat/.dat WFDB, Tianchi .txt) and/or folders of them (searched recursively)."
     ),
     out: Path | None = typer.Option(
-        None, "--out", "-o",
+        None,
+        "--out",
+        "-o",
         help="csv: the CSV file (default predictions.csv); challenge: the folder of per-record output files "
-             "(default predictions/). Failed files are listed in <out>_errors.csv beside it.",
+        "(default predictions/). Failed files are listed in <out>_errors.csv beside it.",
     ),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv (one table) or challenge (official CinC 2021 files)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Windows per forward pass (records are batched together)."),
-    aggregate: str = typer.Option("mean", "--aggregate",
-                                  help="How the windows of a long record are combined: mean or max of probabilities."),
+    aggregate: str = typer.Option(
+        "mean", "--aggregate", help="How the windows of a long record are combined: mean or max of probabilities."
+    ),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 autocast (faster on recent CPUs/GPUs)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N."),
-    workers: int = typer.Option(1, "--workers",
-                                help="Threads reading and preprocessing records while the model runs (0: inline)."),
+    workers: int = typer.Option(
+        1, "--workers", help="Threads reading and preprocessing records while the model runs (0: inline)."
+    ),
     allow_upsample: bool = typer.Option(
-        False, "--allow-upsample",
+        False,
+        "--allow-upsample",
         help="Accept records sampled below the model's rate if their Nyquist frequency covers the model's band-pass.",
     ),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
@@ -81,14 +86,24 @@ def predict(
         raise ConfigError(f"{out} is a file; --format challenge writes a folder of output files", key="--out")
     if fmt == "csv" and out.is_dir():
         raise ConfigError(f"{out} is a folder; --format csv writes one CSV file", key="--out")
-    predictor = Predictor(run_dir, device=None if device == "auto" else device, batch_size=batch_size,
-                          aggregate=aggregate, precision=precision, allow_upsample=allow_upsample, workers=workers)
+    predictor = Predictor(
+        run_dir,
+        device=None if device == "auto" else device,
+        batch_size=batch_size,
+        aggregate=aggregate,
+        precision=precision,
+        allow_upsample=allow_upsample,
+        workers=workers,
+    )
     rows, errors = [], []
     for item in predictor.iter_predict(inputs, progress=progress):
         (rows if isinstance(item, PredictionRow) else errors).append(item)
     if not rows and not errors:
-        raise ConfigError(f"no ECG records found in {', '.join(map(str, inputs))} (expected .hea/.mat/.dat WFDB "
-                          "records or Tianchi .txt files)", key="INPUT")
+        raise ConfigError(
+            f"no ECG records found in {', '.join(map(str, inputs))} (expected .hea/.mat/.dat WFDB "
+            "records or Tianchi .txt files)",
+            key="INPUT",
+        )
     if fmt == "challenge":
         _, duplicates = write_challenge_outputs(predictor, rows, out)
         errors.extend(duplicates)
@@ -118,10 +133,12 @@ def export(
     fmt: str = typer.Option(..., "--format", "-f", help="onnx or torchscript."),
     out: Path = typer.Option(..., "--out", "-o", help="File to write (e.g. model.onnx, model.pt)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset version (>= 17)."),
-    fixed_time: bool = typer.Option(False, "--fixed-time",
-                                    help="Fix the time axis to the training window even for a GAP model."),
-    verify: bool = typer.Option(True, "--verify/--no-verify",
-                                help="Run the exported file against PyTorch (max |difference| must be < 1e-4)."),
+    fixed_time: bool = typer.Option(
+        False, "--fixed-time", help="Fix the time axis to the training window even for a GAP model."
+    ),
+    verify: bool = typer.Option(
+        True, "--verify/--no-verify", help="Run the exported file against PyTorch (max |difference| must be < 1e-4)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result and metadata as JSON."),
 ) -> None:
     """Export a run's model to ONNX or TorchScript; the file outputs probabilities (sigmoid included).
@@ -138,10 +155,19 @@ def export(
     result = export_model(run_dir, fmt, out, opset=opset, dynamic_time=False if fixed_time else None, verify=verify)
     if as_json:
         meta = {k: json.loads(v) for k, v in result.metadata.items()}
-        console.print_json(json.dumps({"path": str(result.path), "format": result.format,
-                                       "dynamic_time": result.dynamic_time, "max_abs_diff": result.max_abs_diff,
-                                       "metadata": meta}))
+        console.print_json(
+            json.dumps(
+                {
+                    "path": str(result.path),
+                    "format": result.format,
+                    "dynamic_time": result.dynamic_time,
+                    "max_abs_diff": result.max_abs_diff,
+                    "metadata": meta,
+                }
+            )
+        )
         return
     diff = "" if result.max_abs_diff is None else f"; max |PyTorch - {fmt}| = {result.max_abs_diff:.1e}"
-    console.print(f"wrote {result.path} ({fmt}, {'dynamic' if result.dynamic_time else 'fixed'} time axis{diff})",
-                  highlight=False)
+    console.print(
+        f"wrote {result.path} ({fmt}, {'dynamic' if result.dynamic_time else 'fixed'} time axis{diff})", highlight=False
+    )

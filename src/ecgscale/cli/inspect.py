@@ -95,9 +95,11 @@ def _print_record(info: dict[str, Any]) -> None:
 def _print_summary(info: dict[str, Any], max_skipped: int) -> None:
     from rich.table import Table
 
-    console.print(f"[bold]{info['path']}[/]: {info['n_records']} records "
-                  f"({', '.join(f'{k}: {v}' for k, v in info['formats'].items()) or 'none'}), "
-                  f"{info['n_skipped']} skipped")
+    console.print(
+        f"[bold]{info['path']}[/]: {info['n_records']} records "
+        f"({', '.join(f'{k}: {v}' for k, v in info['formats'].items()) or 'none'}), "
+        f"{info['n_skipped']} skipped"
+    )
     if info["sampling_rates"]:
         console.print("sampling rates: " + ", ".join(f"{k} Hz x{v}" for k, v in info["sampling_rates"].items()))
     if info["duration_s"]:
@@ -117,15 +119,19 @@ def _print_summary(info: dict[str, Any], max_skipped: int) -> None:
         prev.add_column("records", justify="right")
         prev.add_column("%", justify="right")
         for row in info["prevalence"]:
-            prev.add_row(row["abbreviation"], row["name"], row["group"] or "-", str(row["count"]),
-                         f"{100 * row['fraction']:.1f}")
+            prev.add_row(
+                row["abbreviation"], row["name"], row["group"] or "-", str(row["count"]), f"{100 * row['fraction']:.1f}"
+            )
         console.print(prev)
     elif info["label_space_error"]:
         console.print(f"[yellow]no label prevalence:[/] {info['label_space_error']}")
     if info["unknown_codes"]:
         top = list(info["unknown_codes"].items())[:15]
-        console.print("codes outside the label space: " + ", ".join(f"{k} x{v}" for k, v in top)
-                      + (" …" if len(info["unknown_codes"]) > len(top) else ""))
+        console.print(
+            "codes outside the label space: "
+            + ", ".join(f"{k} x{v}" for k, v in top)
+            + (" …" if len(info["unknown_codes"]) > len(top) else "")
+        )
     if info["skipped_by_reason"]:
         skipped = Table(title="skipped files by reason", title_justify="left")
         skipped.add_column("reason")

@@ -61,7 +61,12 @@ def prepare(
 
     band = None if bandpass.strip().lower() in ("none", "off", "") else _floats(bandpass, "bandpass", 2)
     config = PreprocessConfig(
-        fs=fs, window_s=window_s, max_store_s=max_store_s, bandpass=band, standardize=standardize, dtype=dtype,
+        fs=fs,
+        window_s=window_s,
+        max_store_s=max_store_s,
+        bandpass=band,
+        standardize=standardize,
+        dtype=dtype,
         resampler=resampler,
     )
     split_config = SplitConfig(

@@ -38,9 +38,16 @@ def rf(
     """
     from ecgscale.models import ResNet1dConfig, cost, receptive_field
 
-    config = ResNet1dConfig(depth=depth, channels=channels, kernel_size=kernel, gap=not no_gap, n_leads=n_leads,
-                            n_classes=n_classes, channel_growth=channel_growth,  # type: ignore[arg-type]
-                            input_length=n_samples if no_gap else None)
+    config = ResNet1dConfig(
+        depth=depth,
+        channels=channels,
+        kernel_size=kernel,
+        gap=not no_gap,
+        n_leads=n_leads,
+        n_classes=n_classes,
+        channel_growth=channel_growth,  # type: ignore[arg-type]
+        input_length=n_samples if no_gap else None,
+    )
     final = config.validate_input_length(n_samples)
     field = receptive_field(config, fs=fs)
     price = cost(config, n_samples)

@@ -419,8 +419,10 @@ def ptbxl_space(
     if task not in PTBXL_TASKS:
         raise ValueError(f"PTB-XL task must be one of {PTBXL_TASKS}, got {task!r}")
     if statements is None:
-        raise ValueError("a PTB-XL label space is built from the data set's scp_statements.csv; pass its path, "
-                         "the PTB-XL folder, or the parsed table")
+        raise ValueError(
+            "a PTB-XL label space is built from the data set's scp_statements.csv; pass its path, "
+            "the PTB-XL folder, or the parsed table"
+        )
     if isinstance(statements, str | os.PathLike):
         path = Path(statements)
         table = read_scp_statements(path / "scp_statements.csv" if path.is_dir() else path)

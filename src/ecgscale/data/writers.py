@@ -170,8 +170,7 @@ def write_cinc2021(
     out.mkdir(parents=True, exist_ok=True)
     write_mat_v4(out / f"{record_id}.mat", digital)
     header = out / f"{record_id}.hea"
-    text = cinc2021_header_text(record_id, digital, fs, lead_names=lead_names, gain=gain, comments=comments,
-                                date=date)
+    text = cinc2021_header_text(record_id, digital, fs, lead_names=lead_names, gain=gain, comments=comments, date=date)
     header.write_text(text, encoding="ascii")
     return header
 

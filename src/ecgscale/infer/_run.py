@@ -20,12 +20,16 @@ def preprocess_of(loaded: Any) -> Any:
     cfg_path = Path(loaded.run_dir) / "config.json"
     config = loaded.preprocess
     if config is None:
-        raise CheckpointError(f"{cfg_path}: no 'preprocess' section; the run was trained on in-memory arrays, so "
-                              "ecgscale cannot know how to preprocess raw ECG files for it")
+        raise CheckpointError(
+            f"{cfg_path}: no 'preprocess' section; the run was trained on in-memory arrays, so "
+            "ecgscale cannot know how to preprocess raw ECG files for it"
+        )
     recorded = loaded.config.get("preprocess_hash")
     if not recorded:
-        raise CheckpointError(f"{cfg_path}: no 'preprocess_hash'; cannot check that the preprocessing in "
-                              "config.json is the one the model was trained with")
+        raise CheckpointError(
+            f"{cfg_path}: no 'preprocess_hash'; cannot check that the preprocessing in "
+            "config.json is the one the model was trained with"
+        )
     if config.hash() != recorded:
         raise CheckpointError(
             f"{cfg_path}: preprocess_hash {recorded!r} does not match the 'preprocess' section (hash "
@@ -34,8 +38,10 @@ def preprocess_of(loaded: Any) -> Any:
         )
     window = loaded.config.get("window")
     if window is not None and int(window) != config.window_samples:
-        raise CheckpointError(f"{cfg_path}: 'window' is {window} samples but the preprocessing gives "
-                              f"{config.window_samples} ({config.window_s} s at {config.fs:g} Hz)")
+        raise CheckpointError(
+            f"{cfg_path}: 'window' is {window} samples but the preprocessing gives "
+            f"{config.window_samples} ({config.window_s} s at {config.fs:g} Hz)"
+        )
     return config
 
 

@@ -95,8 +95,9 @@ def export_metadata(loaded: Any, preprocess: Any, *, dynamic_time: bool) -> dict
 
     space = loaded.label_space
     window = int(preprocess.window_samples)
-    labels = [{"key": c.key, "abbreviation": c.abbreviation, "name": c.name, "codes": list(c.codes)}
-              for c in space.classes]
+    labels = [
+        {"key": c.key, "abbreviation": c.abbreviation, "name": c.name, "codes": list(c.codes)} for c in space.classes
+    ]
     model_cfg = loaded.config.get("model")
     meta = {
         "labels": labels,
@@ -115,10 +116,14 @@ def export_metadata(loaded: Any, preprocess: Any, *, dynamic_time: bool) -> dict
             "window_samples": window,
             "dynamic_time": dynamic_time,
             "note": "preprocessed signal (ecgscale.data.transforms.preprocess with 'preprocess'); long records are "
-                    "cut into windows of window_samples and their probabilities averaged (ecgscale predict)",
+            "cut into windows of window_samples and their probabilities averaged (ecgscale predict)",
         },
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(space)], "activation": "sigmoid",
-                   "meaning": "per-class probabilities in 'labels' order; positive when >= 'thresholds'"},
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", len(space)],
+            "activation": "sigmoid",
+            "meaning": "per-class probabilities in 'labels' order; positive when >= 'thresholds'",
+        },
         "ecgscale_version": __version__,
         "git_sha": loaded.config.get("git_sha"),
         "best_epoch": loaded.config.get("best_epoch"),
@@ -155,8 +160,20 @@ def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return out
 
 
-_METADATA_KEYS = ("labels", "label_space", "thresholds", "thresholds_source", "preprocess", "preprocess_hash",
-                  "model", "input", "output", "ecgscale_version", "git_sha", "best_epoch")
+_METADATA_KEYS = (
+    "labels",
+    "label_space",
+    "thresholds",
+    "thresholds_source",
+    "preprocess",
+    "preprocess_hash",
+    "model",
+    "input",
+    "output",
+    "ecgscale_version",
+    "git_sha",
+    "best_epoch",
+)
 
 
 def _example(batch: int, length: int, seed: int = 0) -> np.ndarray:
@@ -170,8 +187,9 @@ def _torch_probs(model: Any, x: np.ndarray) -> np.ndarray:
         return torch.sigmoid(model(torch.from_numpy(x))).numpy()
 
 
-def _export_onnx(wrapper: Any, out: Path, metadata: dict[str, str], *, length: int, dynamic_time: bool,
-                 opset: int) -> None:
+def _export_onnx(
+    wrapper: Any, out: Path, metadata: dict[str, str], *, length: int, dynamic_time: bool, opset: int
+) -> None:
     import onnx
     import torch
 
@@ -181,9 +199,17 @@ def _export_onnx(wrapper: Any, out: Path, metadata: dict[str, str], *, length: i
         # The legacy exporter announces its own deprecation on every call; the module docstring says why it is used.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        torch.onnx.export(wrapper, (torch.from_numpy(_example(2, length)),), buf, dynamo=False,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=axes,
-                          opset_version=opset, do_constant_folding=True)
+        torch.onnx.export(
+            wrapper,
+            (torch.from_numpy(_example(2, length)),),
+            buf,
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+        )
     proto = onnx.load_from_string(buf.getvalue())
     del proto.metadata_props[:]
     for key, value in metadata.items():
@@ -224,8 +250,15 @@ def _run_exported(path: Path, fmt: str, x: np.ndarray) -> np.ndarray:
         return module(torch.from_numpy(x)).numpy()
 
 
-def export_model(run_dir: str | os.PathLike[str], format: str, out: str | os.PathLike[str], *,
-                 opset: int = MIN_OPSET, dynamic_time: bool | None = None, verify: bool = True) -> ExportResult:
+def export_model(
+    run_dir: str | os.PathLike[str],
+    format: str,
+    out: str | os.PathLike[str],
+    *,
+    opset: int = MIN_OPSET,
+    dynamic_time: bool | None = None,
+    verify: bool = True,
+) -> ExportResult:
     """Export the run's best model to ``out`` as ``"onnx"`` or ``"torchscript"`` (written atomically).
 
     ``dynamic_time`` defaults to True for GAP models and must be False for no-GAP ones. ``verify`` runs the
@@ -244,14 +277,23 @@ def export_model(run_dir: str | os.PathLike[str], format: str, out: str | os.Pat
     if dynamic_time is None:
         dynamic_time = gap
     if dynamic_time and not gap:
-        raise ConfigError("a no-GAP model has a fixed input length (its flatten + linear head has a fixed size); "
-                          "export it with a fixed time axis (dynamic_time=False)", key="dynamic_time")
+        raise ConfigError(
+            "a no-GAP model has a fixed input length (its flatten + linear head has a fixed size); "
+            "export it with a fixed time axis (dynamic_time=False)",
+            key="dynamic_time",
+        )
     length = int(preprocess.window_samples)
     out = Path(out)
     metadata = export_metadata(loaded, preprocess, dynamic_time=dynamic_time)
     if format == "onnx":
-        _export_onnx(_probability_module(model, check_length=False), out, metadata, length=length,
-                     dynamic_time=dynamic_time, opset=opset)
+        _export_onnx(
+            _probability_module(model, check_length=False),
+            out,
+            metadata,
+            length=length,
+            dynamic_time=dynamic_time,
+            opset=opset,
+        )
     else:
         _export_torchscript(_probability_module(model, check_length=True), out, metadata)
     diff = None
@@ -266,8 +308,15 @@ def export_model(run_dir: str | os.PathLike[str], format: str, out: str | os.Pat
                 raise CheckpointError(f"{out}: exported model returns shape {got.shape}, PyTorch {want.shape}")
             diff = max(diff, float(np.max(np.abs(got - want))))
         if diff > PARITY_TOLERANCE:
-            raise CheckpointError(f"{out}: exported probabilities differ from PyTorch by up to {diff:.2e} "
-                                  f"(allowed {PARITY_TOLERANCE:g}); the export is not faithful")
-    log.debug("exported %s to %s (%s time axis%s)", format, out, "dynamic" if dynamic_time else "fixed",
-             "" if diff is None else f", max |diff| {diff:.1e}")
+            raise CheckpointError(
+                f"{out}: exported probabilities differ from PyTorch by up to {diff:.2e} "
+                f"(allowed {PARITY_TOLERANCE:g}); the export is not faithful"
+            )
+    log.debug(
+        "exported %s to %s (%s time axis%s)",
+        format,
+        out,
+        "dynamic" if dynamic_time else "fixed",
+        "" if diff is None else f", max |diff| {diff:.1e}",
+    )
     return ExportResult(path=out, format=format, metadata=metadata, dynamic_time=dynamic_time, max_abs_diff=diff)

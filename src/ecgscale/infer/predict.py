@@ -137,8 +137,9 @@ def _resolve_device(device: Any) -> Any:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"got {str(device)!r} but no CUDA device is available; use 'cpu' or leave it unset",
-                          key="device")
+        raise ConfigError(
+            f"got {str(device)!r} but no CUDA device is available; use 'cpu' or leave it unset", key="device"
+        )
     return dev
 
 
@@ -153,9 +154,17 @@ class Predictor:
     read and preprocess the next records while the model runs (0: in the calling thread).
     """
 
-    def __init__(self, run_dir: str | os.PathLike[str], *, device: Any = None, batch_size: int = 64,
-                 aggregate: str = "mean", precision: str = "fp32", allow_upsample: bool = False,
-                 workers: int = 1) -> None:
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        device: Any = None,
+        batch_size: int = 64,
+        aggregate: str = "mean",
+        precision: str = "fp32",
+        allow_upsample: bool = False,
+        workers: int = 1,
+    ) -> None:
         from ecgscale.infer._run import open_run
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -215,12 +224,16 @@ class Predictor:
         fs = float(record.fs)
         if not math.isfinite(fs) or fs < self.min_fs - 1e-9:
             if self.allow_upsample:
-                why = (f"its Nyquist frequency ({fs / 2:g} Hz) is below the {self.min_fs / 2:g} Hz band the model "
-                       "was trained on")
+                why = (
+                    f"its Nyquist frequency ({fs / 2:g} Hz) is below the {self.min_fs / 2:g} Hz band the model "
+                    "was trained on"
+                )
             else:
-                why = (f"the model was trained at {self.fs:g} Hz and upsampling cannot restore the band between "
-                       f"{fs / 2:g} and {self.fs / 2:g} Hz (allow_upsample / --allow-upsample accepts rates down to "
-                       "twice the band-pass upper edge)")
+                why = (
+                    f"the model was trained at {self.fs:g} Hz and upsampling cannot restore the band between "
+                    f"{fs / 2:g} and {self.fs / 2:g} Hz (allow_upsample / --allow-upsample accepts rates down to "
+                    "twice the band-pass upper edge)"
+                )
             raise RecordError(where, f"sampling rate {fs:g} Hz is too low: {why}", reason="low_fs", field="fs")
         x = preprocess(record, self.preprocess_config)
         if self.preprocess_config.dtype == "float16":
@@ -244,8 +257,9 @@ class Predictor:
 
         x_all = np.asarray(windows, dtype=np.float32)
         if x_all.ndim != 3 or x_all.shape[1] != 12:
-            raise ConfigError(f"expected windows shaped (n, 12, {self.window_length}), got {x_all.shape}",
-                              key="windows")
+            raise ConfigError(
+                f"expected windows shaped (n, 12, {self.window_length}), got {x_all.shape}", key="windows"
+            )
         out = []
         amp = self.precision == "bf16"
         with torch.inference_mode():
@@ -309,16 +323,27 @@ class Predictor:
             record = read(item.ref) if item.ref is not None else read_record(item.path)
             return record, self.windows(self.prepare(record)), None
         except RecordError as exc:
-            rid = (record.record_id if record is not None
-                   else item.ref.record_id if item.ref is not None else item.path.stem)
+            rid = (
+                record.record_id
+                if record is not None
+                else item.ref.record_id
+                if item.ref is not None
+                else item.path.stem
+            )
             return record, None, PredictionError(str(exc.path), rid, exc.reason, str(exc))
         except Exception as exc:  # a reader bug on a strange file must not kill a 10k-record prediction
             log.debug("unexpected error on %s", item.path, exc_info=True)
-            return record, None, PredictionError(str(item.path), item.path.stem, "unexpected_error",
-                                                 f"{item.path}: {type(exc).__name__}: {exc}")
+            return (
+                record,
+                None,
+                PredictionError(
+                    str(item.path), item.path.stem, "unexpected_error", f"{item.path}: {type(exc).__name__}: {exc}"
+                ),
+            )
 
-    def iter_predict(self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
-                     progress: bool = False) -> Iterator[PredictionRow | PredictionError]:
+    def iter_predict(
+        self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *, progress: bool = False
+    ) -> Iterator[PredictionRow | PredictionError]:
         """Predict every record under ``paths`` (files and folders), yielding rows and errors in input order.
 
         Records are read and preprocessed by :attr:`workers` threads while the model runs on the previous
@@ -358,8 +383,9 @@ class Predictor:
             if bar is not None:
                 bar.close()
 
-    def predict_paths(self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
-                      progress: bool = False) -> PredictionResult:
+    def predict_paths(
+        self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *, progress: bool = False
+    ) -> PredictionResult:
         """Predict every record under ``paths``: ``PredictionResult(table, errors)`` (see :meth:`table_of`)."""
         rows: list[PredictionRow] = []
         errors: list[PredictionError] = []
@@ -388,15 +414,21 @@ class Predictor:
 
     def __repr__(self) -> str:
         tag = getattr(self.model.config, "tag", type(self.model).__name__)
-        return (f"Predictor({str(self.run_dir)!r}, model={tag}, classes={len(self.label_space)}, "
-                f"fs={self.fs:g}, window={self.window_length}, aggregate={self.aggregate!r}, device={self.device})")
+        return (
+            f"Predictor({str(self.run_dir)!r}, model={tag}, classes={len(self.label_space)}, "
+            f"fs={self.fs:g}, window={self.window_length}, aggregate={self.aggregate!r}, device={self.device})"
+        )
 
 
 def errors_frame(errors: Sequence[PredictionError]) -> pd.DataFrame:
     """Errors as a DataFrame with ``ERROR_COLUMNS`` (path, record_id, reason, error)."""
     return pd.DataFrame(
-        {"path": [e.path for e in errors], "record_id": [e.record_id or "" for e in errors],
-         "reason": [e.reason for e in errors], "error": [e.message for e in errors]},
+        {
+            "path": [e.path for e in errors],
+            "record_id": [e.record_id or "" for e in errors],
+            "reason": [e.reason for e in errors],
+            "error": [e.message for e in errors],
+        },
         columns=list(ERROR_COLUMNS),
     )
 
@@ -408,8 +440,14 @@ class _Progress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._bar = Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                             console=Console(stderr=True), transient=True)
+        self._bar = Progress(
+            TextColumn("[bold]predict"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self._bar.start()
         self._task = self._bar.add_task("predict", total=total)
 
@@ -432,8 +470,9 @@ def _record_key(path: Path) -> str:
     return os.path.realpath(path)
 
 
-def collect_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
-                   ) -> tuple[list[_Item], list[PredictionError]]:
+def collect_inputs(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> tuple[list[_Item], list[PredictionError]]:
     """Inputs to predict and inputs that are already known to be unusable.
 
     Folders are walked with ``ecgscale.data.readers.discover``; its skipped files become errors, except
@@ -471,8 +510,9 @@ def collect_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[st
     return items, errors
 
 
-def predict_paths(run_dir: str | os.PathLike[str], paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-                  **options: Any) -> PredictionResult:
+def predict_paths(
+    run_dir: str | os.PathLike[str], paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], **options: Any
+) -> PredictionResult:
     """``Predictor(run_dir, **options).predict_paths(paths)`` (``progress`` goes to ``predict_paths``)."""
     progress = bool(options.pop("progress", False))
     return Predictor(run_dir, **options).predict_paths(paths, progress=progress)
@@ -506,8 +546,9 @@ def write_errors_csv(result: PredictionResult, out: str | os.PathLike[str]) -> P
     return Path(out)
 
 
-def write_challenge_outputs(predictor: Predictor, rows: Iterable[PredictionRow], out_dir: str | os.PathLike[str]
-                            ) -> tuple[list[Path], list[PredictionError]]:
+def write_challenge_outputs(
+    predictor: Predictor, rows: Iterable[PredictionRow], out_dir: str | os.PathLike[str]
+) -> tuple[list[Path], list[PredictionError]]:
     """One official CinC 2021 output file ``<record_id>.csv`` per row (class keys, binary outputs, probabilities).
 
     Output files are named by record id: a second record with an id already written is returned as an error
@@ -523,12 +564,26 @@ def write_challenge_outputs(predictor: Predictor, rows: Iterable[PredictionRow],
     owners: dict[str, str | None] = {}
     for row in rows:
         if row.record_id in owners:
-            errors.append(PredictionError(row.path or row.record_id, row.record_id, "duplicate_id",
-                                          f"{row.path}: record id {row.record_id!r} was already written from "
-                                          f"{owners[row.record_id]}; challenge output files are named by record id"))
+            errors.append(
+                PredictionError(
+                    row.path or row.record_id,
+                    row.record_id,
+                    "duplicate_id",
+                    f"{row.path}: record id {row.record_id!r} was already written from "
+                    f"{owners[row.record_id]}; challenge output files are named by record id",
+                )
+            )
             continue
         owners[row.record_id] = row.path
         # Not atomic per file: an fsync per small file would dominate; a truncated file reads back as malformed.
-        written.append(write_challenge_output(out / f"{row.record_id}.csv", row.record_id, keys, row.labels,
-                                              row.probabilities.astype(np.float64), atomic=False))
+        written.append(
+            write_challenge_output(
+                out / f"{row.record_id}.csv",
+                row.record_id,
+                keys,
+                row.labels,
+                row.probabilities.astype(np.float64),
+                atomic=False,
+            )
+        )
     return written, errors

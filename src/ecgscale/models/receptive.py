@@ -102,8 +102,10 @@ def _geometry(m: nn.Module) -> tuple[int, int, int, int] | None:
         return one(m.kernel_size), one(stride), one(m.padding), one(getattr(m, "dilation", 1))
     if isinstance(m, _POINTWISE + _NORMS):
         return None
-    raise TypeError(f"cannot walk a {type(m).__name__}: the receptive field / cost walk knows Conv1d, "
-                    f"pooling, norms, activations, dropout, Sequential and residual blocks")
+    raise TypeError(
+        f"cannot walk a {type(m).__name__}: the receptive field / cost walk knows Conv1d, "
+        f"pooling, norms, activations, dropout, Sequential and residual blocks"
+    )
 
 
 def _children(m: nn.Module) -> Iterable[nn.Module] | None:
@@ -136,8 +138,9 @@ def _rf_walk(modules: Iterable[nn.Module], lo: int, hi: int, jump: int) -> tuple
     return lo, hi, jump
 
 
-def receptive_field(model_or_config: ResNet1d | ResNet1dConfig | Mapping[str, Any], fs: float | None = None
-                    ) -> ReceptiveField:
+def receptive_field(
+    model_or_config: ResNet1d | ResNet1dConfig | Mapping[str, Any], fs: float | None = None
+) -> ReceptiveField:
     """Receptive field of one position of the last feature map (``forward_features``), from the built layers.
 
     ``fs`` (Hz) adds the span in seconds. For a GAP model the logits see the whole input; this is the field

@@ -99,23 +99,29 @@ class ResNet1dConfig:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
             raise ConfigError(f"must be a number in [0, 1), got {self.dropout!r}", key="dropout")
         if self.channel_growth not in _GROWTHS:
-            raise ConfigError(f"must be one of {', '.join(_GROWTHS)}, got {self.channel_growth!r}",
-                              key="channel_growth")
+            raise ConfigError(
+                f"must be one of {', '.join(_GROWTHS)}, got {self.channel_growth!r}", key="channel_growth"
+            )
         if self.max_channels is not None:
             _check_int("max_channels", self.max_channels, low=self.channels, why=" (at least channels)")
         if self.strides is not None:
             if isinstance(self.strides, list):  # from JSON
                 object.__setattr__(self, "strides", tuple(self.strides))
             if not isinstance(self.strides, tuple) or len(self.strides) != self.depth:
-                raise ConfigError(f"must list one stride per block ({self.depth} for depth={self.depth}), "
-                                  f"got {self.strides!r}", key="strides")
+                raise ConfigError(
+                    f"must list one stride per block ({self.depth} for depth={self.depth}), got {self.strides!r}",
+                    key="strides",
+                )
             for i, s in enumerate(self.strides):
                 _check_int(f"strides[{i}]", s, low=1)
         if self.input_length is not None:
             _check_int("input_length", self.input_length, low=1)
         elif not self.gap:
-            raise ConfigError("is required when gap=false (the flatten + linear head has a fixed size); "
-                              "pass the window length in samples, e.g. input_length=2500", key="input_length")
+            raise ConfigError(
+                "is required when gap=false (the flatten + linear head has a fixed size); "
+                "pass the window length in samples, e.g. input_length=2500",
+                key="input_length",
+            )
         if self.input_length is not None:
             self.validate_input_length(self.input_length)
 
@@ -167,13 +173,19 @@ class ResNet1dConfig:
         """
         _check_int("n_samples", n_samples, low=1)
         if not self.gap and self.input_length is not None and n_samples != self.input_length:
-            raise ConfigError(f"a no-GAP model built for input_length={self.input_length} samples cannot take "
-                              f"{n_samples} samples (the flatten + linear head has a fixed size)", key="n_samples")
+            raise ConfigError(
+                f"a no-GAP model built for input_length={self.input_length} samples cannot take "
+                f"{n_samples} samples (the flatten + linear head has a fixed size)",
+                key="n_samples",
+            )
         lengths = self.feature_lengths(n_samples)
         final = lengths[f"block{self.depth - 1}"]
         if n_samples < self.stem_kernel // 2 + 1:
-            raise ConfigError(f"stem_kernel={self.stem_kernel} is wider than 2 x {n_samples} - 1 samples of "
-                              f"input: use a smaller stem_kernel or longer input", key="stem_kernel")
+            raise ConfigError(
+                f"stem_kernel={self.stem_kernel} is wider than 2 x {n_samples} - 1 samples of "
+                f"input: use a smaller stem_kernel or longer input",
+                key="stem_kernel",
+            )
         seen = lengths["stem"]
         for i, s in enumerate(self.block_strides()):
             if self.kernel_size > 2 * seen - 1:
@@ -181,7 +193,9 @@ class ResNet1dConfig:
                     f"kernel_size={self.kernel_size} is too large for depth={self.depth} on {n_samples} samples: "
                     f"block {i} sees {seen} time steps, so kernel taps beyond +-{seen - 1} never touch the signal "
                     f"(allowed: odd kernel_size <= {2 * seen - 1} here; use a smaller kernel, fewer downsamplings "
-                    f"(max_downsamples) or longer input)", key="kernel_size")
+                    f"(max_downsamples) or longer input)",
+                    key="kernel_size",
+                )
             seen = _conv_out(seen, self.kernel_size, s, self.kernel_size // 2)
         if final < self.min_length:
             n_down = sum(1 for s in self.block_strides() if s > 1)
@@ -189,7 +203,9 @@ class ResNet1dConfig:
                 f"depth={self.depth} with {n_down} downsampling blocks (max_downsamples={self.max_downsamples}, "
                 f"stem_stride={self.stem_stride}) reduces {n_samples} samples to {final} time steps; at least "
                 f"min_length={self.min_length} are needed (use longer input, fewer downsamplings or a smaller "
-                f"stem_stride)", key="depth")
+                f"stem_stride)",
+                key="depth",
+            )
         return final
 
     # -- serialisation ----------------------------------------------------------------------------------------
@@ -211,8 +227,9 @@ class ResNet1dConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown model option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}",
-                              key=unknown[0])
+            raise ConfigError(
+                f"unknown model option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}", key=unknown[0]
+            )
         missing = [k for k in ("depth", "channels", "kernel_size") if k not in data]
         if missing:
             raise ConfigError("is required in a model config", key=missing[0])
@@ -238,8 +255,15 @@ class _Conv1d(nn.Conv1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
-            return F.conv2d(x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, self.padding[0]),
-                            (1, self.dilation[0]), self.groups)
+            return F.conv2d(
+                x,
+                self.weight.unsqueeze(2),
+                self.bias,
+                (1, self.stride[0]),
+                (0, self.padding[0]),
+                (1, self.dilation[0]),
+                self.groups,
+            )
         return self._conv_forward(x, self.weight, self.bias)
 
 
@@ -256,8 +280,14 @@ class _MaxPool1d(nn.MaxPool1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
-            return F.max_pool2d(x, (1, self.kernel_size), (1, self.stride), (0, self.padding), (1, self.dilation),
-                                ceil_mode=self.ceil_mode)
+            return F.max_pool2d(
+                x,
+                (1, self.kernel_size),
+                (1, self.stride),
+                (0, self.padding),
+                (1, self.dilation),
+                ceil_mode=self.ceil_mode,
+            )
         return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation, ceil_mode=self.ceil_mode)
 
 
@@ -271,8 +301,9 @@ class BasicBlock1d(nn.Module):
 
     expansion: int = 1
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         pad = kernel_size // 2
         self.conv1 = _Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=pad, bias=False)
@@ -283,8 +314,9 @@ class BasicBlock1d(nn.Module):
         self.bn2 = _BatchNorm1d(out_channels)
         self.shortcut: nn.Module
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(_Conv1d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                          _BatchNorm1d(out_channels))
+            self.shortcut = nn.Sequential(
+                _Conv1d(in_channels, out_channels, 1, stride=stride, bias=False), _BatchNorm1d(out_channels)
+            )
         else:
             self.shortcut = nn.Identity()
 
@@ -309,8 +341,9 @@ class ResNet1d(nn.Module):
     parameters and outputs are the same in both.
     """
 
-    def __init__(self, config: ResNet1dConfig, *, generator: torch.Generator | int | None = None,
-                 layout: Layout = "cl") -> None:
+    def __init__(
+        self, config: ResNet1dConfig, *, generator: torch.Generator | int | None = None, layout: Layout = "cl"
+    ) -> None:
         super().__init__()
         if not isinstance(config, ResNet1dConfig):
             raise TypeError(f"config must be a ResNet1dConfig, got {type(config).__name__}")
@@ -329,8 +362,14 @@ class ResNet1d(nn.Module):
     def _build(self, config: ResNet1dConfig) -> None:
         c = config.channels
         stem: list[nn.Module] = [
-            _Conv1d(config.n_leads, c, config.stem_kernel, stride=config.stem_stride,
-                    padding=config.stem_kernel // 2, bias=False),
+            _Conv1d(
+                config.n_leads,
+                c,
+                config.stem_kernel,
+                stride=config.stem_stride,
+                padding=config.stem_kernel // 2,
+                bias=False,
+            ),
             _BatchNorm1d(c),
             nn.ReLU(inplace=True),
         ]
@@ -404,8 +443,10 @@ class ResNet1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._input_length > 0 and x.shape[-1] != self._input_length:
             if not torch.jit.is_scripting():
-                raise ConfigError(f"this no-GAP model takes exactly input_length={self._input_length} samples, "
-                                  f"got {x.shape[-1]}", key="n_samples")
+                raise ConfigError(
+                    f"this no-GAP model takes exactly input_length={self._input_length} samples, got {x.shape[-1]}",
+                    key="n_samples",
+                )
             raise ValueError(f"n_samples: this no-GAP model takes exactly {self._input_length} samples")
         return self.forward_head(self.forward_features(x))
 
@@ -434,9 +475,18 @@ def _as_generator(generator: torch.Generator | int | None) -> torch.Generator | 
     return torch.Generator().manual_seed(generator)
 
 
-def build_resnet1d(depth: int, channels: int, kernel_size: int, gap: bool = True, n_leads: int = 12,
-                   n_classes: int = 26, *, generator: torch.Generator | int | None = None, layout: Layout = "cl",
-                   **options: Any) -> ResNet1d:
+def build_resnet1d(
+    depth: int,
+    channels: int,
+    kernel_size: int,
+    gap: bool = True,
+    n_leads: int = 12,
+    n_classes: int = 26,
+    *,
+    generator: torch.Generator | int | None = None,
+    layout: Layout = "cl",
+    **options: Any,
+) -> ResNet1d:
     """Build the D x C x K ResNet; ``options`` are the other :class:`ResNet1dConfig` fields.
 
     Raises ``ConfigError`` naming the option for any invalid value or unknown option.
@@ -444,8 +494,16 @@ def build_resnet1d(depth: int, channels: int, kernel_size: int, gap: bool = True
     names = {f.name for f in dataclasses.fields(ResNet1dConfig)}
     unknown = sorted(set(options) - names)
     if unknown:
-        raise ConfigError(f"unknown model option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}",
-                          key=unknown[0])
-    config = ResNet1dConfig(depth=depth, channels=channels, kernel_size=kernel_size, gap=gap, n_leads=n_leads,
-                            n_classes=n_classes, **options)
+        raise ConfigError(
+            f"unknown model option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}", key=unknown[0]
+        )
+    config = ResNet1dConfig(
+        depth=depth,
+        channels=channels,
+        kernel_size=kernel_size,
+        gap=gap,
+        n_leads=n_leads,
+        n_classes=n_classes,
+        **options,
+    )
     return ResNet1d(config, generator=generator, layout=layout)

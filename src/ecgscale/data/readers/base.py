@@ -101,12 +101,17 @@ def normalize_leads(names: Sequence[str], path: str | os.PathLike[str]) -> tuple
         else:
             out.append(std)
     if bad:
-        raise RecordError(path, f"unknown lead name(s) {bad}; allowed (any case): {list(STANDARD_LEADS)}",
-                          reason="bad_leads", field="leads")
+        raise RecordError(
+            path,
+            f"unknown lead name(s) {bad}; allowed (any case): {list(STANDARD_LEADS)}",
+            reason="bad_leads",
+            field="leads",
+        )
     dupes = sorted({n for n in out if out.count(n) > 1})
     if dupes:
-        raise RecordError(path, f"lead(s) {dupes} appear more than once in {list(names)}", reason="bad_leads",
-                          field="leads")
+        raise RecordError(
+            path, f"lead(s) {dupes} appear more than once in {list(names)}", reason="bad_leads", field="leads"
+        )
     return tuple(out)
 
 
@@ -166,8 +171,9 @@ def check_signal(
     if ok is not None and not ok.all():
         bad_leads = [lead for lead, good in zip(lead_names, ok.all(axis=1), strict=True) if not good]
         n_bad = int(signal.size - np.count_nonzero(ok))
-        raise RecordError(path, f"{n_bad} NaN/infinite samples in lead(s) {bad_leads}", reason="non_finite",
-                          field="signal")
+        raise RecordError(
+            path, f"{n_bad} NaN/infinite samples in lead(s) {bad_leads}", reason="non_finite", field="signal"
+        )
     if signal.shape[1] == 0:
         raise RecordError(path, "the record has no samples", reason="empty", field="signal")
     flat = [lead for lead, nz in zip(lead_names, np.any(signal != 0, axis=1), strict=True) if not nz]

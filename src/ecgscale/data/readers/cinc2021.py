@@ -95,11 +95,11 @@ def _number(text: str, path: Path, what: str, allowed: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise RecordError(path, f"{what} {text!r} is not a number; expected {allowed}", reason="bad_header",
-                          field=what) from None
+        raise RecordError(
+            path, f"{what} {text!r} is not a number; expected {allowed}", reason="bad_header", field=what
+        ) from None
     if not np.isfinite(value):
-        raise RecordError(path, f"{what} {text!r} is not finite; expected {allowed}", reason="bad_header",
-                          field=what)
+        raise RecordError(path, f"{what} {text!r} is not finite; expected {allowed}", reason="bad_header", field=what)
     return value
 
 
@@ -113,8 +113,7 @@ def _read_header_text(path: Path) -> str:
     if not raw.strip():
         raise RecordError(path, "the header file is empty", reason="empty")
     if b"\x00" in raw:
-        raise RecordError(path, "the header holds binary data (NUL bytes), not WFDB header text",
-                          reason="bad_header")
+        raise RecordError(path, "the header holds binary data (NUL bytes), not WFDB header text", reason="bad_header")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -128,15 +127,23 @@ def _signal_spec(path: Path, i: int, fmt: str, gain_field: str, adc_zero: str) -
     byte_offset = int(_number(offset, path, "byte offset", "an integer")) if offset else 0
     m = _GAIN_RE.match(gain_field)
     if m is None:
-        raise RecordError(path, f"signal line {i}: gain field {gain_field!r} is not gain[(baseline)][/units]",
-                          reason="bad_header", field="gain")
+        raise RecordError(
+            path,
+            f"signal line {i}: gain field {gain_field!r} is not gain[(baseline)][/units]",
+            reason="bad_header",
+            field="gain",
+        )
     gain = _number(m["gain"], path, "gain", "ADC units per mV, e.g. 1000/mV") if m["gain"] else 0.0
     zero = _number(adc_zero, path, "ADC zero", "an integer")
     baseline = _number(m["baseline"], path, "baseline", "an integer") if m["baseline"] else zero
     unit = (m["units"] or "mV").strip()
     if unit.lower() not in UNITS_TO_MV:
-        raise RecordError(path, f"signal line {i}: units {unit!r} not supported; allowed mV, uV, V",
-                          reason="bad_header", field="units")
+        raise RecordError(
+            path,
+            f"signal line {i}: units {unit!r} not supported; allowed mV, uV, V",
+            reason="bad_header",
+            field="units",
+        )
     return fmt_base, byte_offset, gain if gain != 0 else _DEFAULT_GAIN, baseline, unit
 
 
@@ -158,42 +165,61 @@ def parse_cinc_header(path: str | os.PathLike[str]) -> CincHeader:
         raise RecordError(path, "no record line (only comments)", reason="bad_header", field="record line")
     rec = body[0].split()
     if len(rec) < 2:
-        raise RecordError(path, f"record line {body[0]!r} needs at least a name and a signal count",
-                          reason="bad_header", field="record line")
+        raise RecordError(
+            path,
+            f"record line {body[0]!r} needs at least a name and a signal count",
+            reason="bad_header",
+            field="record line",
+        )
     record_id = rec[0]
     if "/" in record_id:
-        raise RecordError(path, f"multi-segment records ({record_id!r}) are not supported", reason="bad_header",
-                          field="record line")
+        raise RecordError(
+            path, f"multi-segment records ({record_id!r}) are not supported", reason="bad_header", field="record line"
+        )
     n_sig_f = _number(rec[1], path, "signal count", "a non-negative integer")
     if n_sig_f != int(n_sig_f) or n_sig_f < 1:
-        raise RecordError(path, f"signal count {rec[1]!r} must be a positive integer", reason="bad_header",
-                          field="signal count")
+        raise RecordError(
+            path, f"signal count {rec[1]!r} must be a positive integer", reason="bad_header", field="signal count"
+        )
     n_sig = int(n_sig_f)
     fs = 250.0
     if len(rec) > 2:
         fs = _number(re.split(r"[/(]", rec[2], maxsplit=1)[0], path, "sampling frequency", "a positive number")
         if fs <= 0:
-            raise RecordError(path, f"sampling frequency {rec[2]!r} must be positive", reason="bad_header",
-                              field="sampling frequency")
+            raise RecordError(
+                path, f"sampling frequency {rec[2]!r} must be positive", reason="bad_header", field="sampling frequency"
+            )
     n_samples = None
     if len(rec) > 3:
         ns = _number(rec[3], path, "sample count", "a non-negative integer")
         if ns != int(ns) or ns < 0:
-            raise RecordError(path, f"sample count {rec[3]!r} must be a non-negative integer",
-                              reason="bad_header", field="sample count")
+            raise RecordError(
+                path,
+                f"sample count {rec[3]!r} must be a non-negative integer",
+                reason="bad_header",
+                field="sample count",
+            )
         n_samples = int(ns)
     sig_lines = body[1:]
     if len(sig_lines) != n_sig:
-        raise RecordError(path, f"the record line declares {n_sig} signals but {len(sig_lines)} signal lines follow",
-                          reason="bad_header", field="signal count")
+        raise RecordError(
+            path,
+            f"the record line declares {n_sig} signals but {len(sig_lines)} signal lines follow",
+            reason="bad_header",
+            field="signal count",
+        )
     files, fmts, offsets, gains, baselines, units, names = [], [], [], [], [], [], []
     # The twelve signal lines of a record usually share format, gain and zero: parse each distinct triple once.
     parsed: dict[tuple[str, str, str], tuple[str, int, float, float, str]] = {}
     for i, line in enumerate(sig_lines, start=1):
         tok = line.split(maxsplit=8)
         if len(tok) < 9:
-            raise RecordError(path, f"signal line {i} {line!r} has {len(tok)} fields; 9 are needed (…, lead name)",
-                              reason="bad_header", field=f"signal line {i}")
+            raise RecordError(
+                path,
+                f"signal line {i} {line!r} has {len(tok)} fields; 9 are needed (…, lead name)",
+                reason="bad_header",
+                field=f"signal line {i}",
+            )
         fname, fmt, gain_field, _res, adc_zero = tok[:5]
         key = (fmt, gain_field, adc_zero)
         spec = parsed.get(key)
@@ -206,8 +232,20 @@ def parse_cinc_header(path: str | os.PathLike[str]) -> CincHeader:
         baselines.append(spec[3])
         units.append(spec[4])
         names.append(tok[8].strip())
-    return CincHeader(path, record_id, fs, n_samples, tuple(files), tuple(fmts), tuple(offsets), tuple(gains),
-                      tuple(baselines), tuple(units), tuple(names), parse_comments(comments))
+    return CincHeader(
+        path,
+        record_id,
+        fs,
+        n_samples,
+        tuple(files),
+        tuple(fmts),
+        tuple(offsets),
+        tuple(gains),
+        tuple(baselines),
+        tuple(units),
+        tuple(names),
+        parse_comments(comments),
+    )
 
 
 # MATLAB v4 precision digit P of the type code MOPT → bytes per element (double, single, int32, int16, uint16, uint8)
@@ -224,13 +262,21 @@ def _check_mat_v4_size(mat_path: Path, size: int, head: bytes | None = None) -> 
     if len(head) < _MAT4_HEADER:
         raise RecordError(mat_path, f"truncated: {size} bytes, shorter than a MATLAB v4 header", reason="truncated")
     mopt, rows, cols, imagf, namlen = np.frombuffer(head, "<i4", count=5).tolist()
-    if not (0 <= mopt < 100 and mopt % 10 == 0 and mopt // 10 in _MAT4_ITEMSIZE and imagf in (0, 1)
-            and 0 < namlen < 64 and rows >= 0 and cols >= 0):
+    if not (
+        0 <= mopt < 100
+        and mopt % 10 == 0
+        and mopt // 10 in _MAT4_ITEMSIZE
+        and imagf in (0, 1)
+        and 0 < namlen < 64
+        and rows >= 0
+        and cols >= 0
+    ):
         return  # not a little-endian v4 numeric matrix: leave the verdict to scipy.io.loadmat
     need = _MAT4_HEADER + namlen + rows * cols * _MAT4_ITEMSIZE[mopt // 10] * (2 if imagf else 1)
     if size < need:
-        raise RecordError(mat_path, f"truncated: {size} bytes, but its {rows} x {cols} matrix needs {need}",
-                          reason="truncated")
+        raise RecordError(
+            mat_path, f"truncated: {size} bytes, but its {rows} x {cols} matrix needs {need}", reason="truncated"
+        )
 
 
 def _mat_v4_val(raw: bytes) -> np.ndarray | None:
@@ -246,8 +292,16 @@ def _mat_v4_val(raw: bytes) -> np.ndarray | None:
     if len(raw) < _MAT4_HEADER:
         return None
     mopt, rows, cols, imagf, namlen = np.frombuffer(raw, "<i4", count=5).tolist()
-    if not (0 <= mopt < 100 and mopt % 10 == 0 and mopt // 10 in _MAT4_DTYPE and imagf == 0 and namlen == 4
-            and rows > 0 and cols > 0 and raw[_MAT4_HEADER : _MAT4_HEADER + 4] == b"val\x00"):
+    if not (
+        0 <= mopt < 100
+        and mopt % 10 == 0
+        and mopt // 10 in _MAT4_DTYPE
+        and imagf == 0
+        and namlen == 4
+        and rows > 0
+        and cols > 0
+        and raw[_MAT4_HEADER : _MAT4_HEADER + 4] == b"val\x00"
+    ):
         return None
     dtype = np.dtype(_MAT4_DTYPE[mopt // 10])
     offset = _MAT4_HEADER + namlen
@@ -260,8 +314,9 @@ def _load_mat(header: CincHeader, mat_path: Path) -> np.ndarray:
     try:
         raw = mat_path.read_bytes()  # one read of a ~120 kB file; the header checks below look at these bytes
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise RecordError(mat_path, f"signal file named in {header.path.name} not found",
-                          reason="missing_signal") from None
+        raise RecordError(
+            mat_path, f"signal file named in {header.path.name} not found", reason="missing_signal"
+        ) from None
     except OSError as exc:
         raise RecordError(mat_path, f"not a readable MATLAB file: {exc}", reason="unreadable") from None
     size = len(raw)
@@ -279,13 +334,21 @@ def _load_mat(header: CincHeader, mat_path: Path) -> np.ndarray:
     if val is None:
         arrays = [v for k, v in mat.items() if not k.startswith("__")]
         if len(arrays) != 1:
-            raise RecordError(mat_path, f"no variable 'val' (found {sorted(k for k in mat if not k.startswith('__'))})",
-                              reason="unreadable", field="val")
+            raise RecordError(
+                mat_path,
+                f"no variable 'val' (found {sorted(k for k in mat if not k.startswith('__'))})",
+                reason="unreadable",
+                field="val",
+            )
         val = arrays[0]
     val = np.asarray(val)
     if val.ndim != 2 or val.dtype.kind not in "iuf":
-        raise RecordError(mat_path, f"'val' must be a 2-D numeric matrix, got {val.dtype} {val.shape}",
-                          reason="unreadable", field="val")
+        raise RecordError(
+            mat_path,
+            f"'val' must be a 2-D numeric matrix, got {val.dtype} {val.shape}",
+            reason="unreadable",
+            field="val",
+        )
     return val
 
 
@@ -296,26 +359,44 @@ def read_cinc2021(path: str | os.PathLike[str], *, source: str | None = None) ->
     header = parse_cinc_header(hea)
     lead_names = normalize_leads(header.lead_names, hea)
     if len(set(header.signal_files)) != 1 or not header.signal_files[0].lower().endswith(".mat"):
-        raise RecordError(hea, f"signal files {sorted(set(header.signal_files))}: a CinC record has one .mat file; "
-                          "use the WFDB reader for .dat records", reason="bad_header", field="file name")
+        raise RecordError(
+            hea,
+            f"signal files {sorted(set(header.signal_files))}: a CinC record has one .mat file; "
+            "use the WFDB reader for .dat records",
+            reason="bad_header",
+            field="file name",
+        )
     mat_path = hea.parent / header.signal_files[0]
     val = _load_mat(header, mat_path)
     if val.shape[0] != header.n_leads:
-        raise RecordError(mat_path, f"'val' has {val.shape[0]} rows but the header declares {header.n_leads} leads",
-                          reason="shape_mismatch", field="val")
+        raise RecordError(
+            mat_path,
+            f"'val' has {val.shape[0]} rows but the header declares {header.n_leads} leads",
+            reason="shape_mismatch",
+            field="val",
+        )
     if header.n_samples is not None and val.shape[1] != header.n_samples:
-        raise RecordError(mat_path, f"'val' has {val.shape[1]} samples but the header declares {header.n_samples}",
-                          reason="shape_mismatch", field="val")
+        raise RecordError(
+            mat_path,
+            f"'val' has {val.shape[1]} samples but the header declares {header.n_samples}",
+            reason="shape_mismatch",
+            field="val",
+        )
     # min() first: one fast reduction instead of a (leads, n) comparison on every record without a NaN marker
     if val.dtype == np.int16 and header.formats[0] == "16" and val.size and val.min() == _WFDB_NAN_16:
         n_nan = int(np.count_nonzero(val == _WFDB_NAN_16))
-        raise RecordError(mat_path, f"{n_nan} samples hold -32768, WFDB's 'no sample' value (NaN)",
-                          reason="non_finite", field="val")
+        raise RecordError(
+            mat_path, f"{n_nan} samples hold -32768, WFDB's 'no sample' value (NaN)", reason="non_finite", field="val"
+        )
     gains = np.asarray(header.gains, dtype=np.float64)[:, None]
     base = np.asarray(header.baselines, dtype=np.float64)[:, None]
     scale = np.asarray([UNITS_TO_MV[u.lower()] for u in header.units], dtype=np.float64)[:, None]
-    if val.dtype.itemsize <= 2 and np.all(scale == 1.0) and np.all(base == np.rint(base)) \
-            and np.all(gains == gains.astype(np.float32)):
+    if (
+        val.dtype.itemsize <= 2
+        and np.all(scale == 1.0)
+        and np.all(base == np.rint(base))
+        and np.all(gains == gains.astype(np.float32))
+    ):
         # float32 arithmetic gives the same numbers as wfdb's float64 dac() rounded to float32: the
         # subtraction is exact and a float64 division rounded to float32 is the correctly rounded float32
         # quotient (53 >= 2*24 + 2), at half the memory traffic on 30-minute records. The subtraction casts

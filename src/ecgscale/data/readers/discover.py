@@ -47,8 +47,7 @@ def _hea_ref(hea: Path) -> RecordRef:
     files = sorted(set(header.signal_files))
     for name in files:
         if not (hea.parent / name).is_file():
-            raise RecordError(hea.parent / name, f"signal file named in {hea.name} not found",
-                              reason="missing_signal")
+            raise RecordError(hea.parent / name, f"signal file named in {hea.name} not found", reason="missing_signal")
     fmt = "cinc2021" if all(f.lower().endswith(".mat") for f in files) else "wfdb"
     return RecordRef(
         path=hea,
@@ -85,11 +84,11 @@ def _tianchi_ref(path: Path, label: TianchiLabel, classes_file: Path | None) -> 
     if not names:
         if path.stat().st_size == 0:
             raise RecordError(path, "the file is empty", reason="empty")
-        raise RecordError(path, f"first line is not the lead header {' '.join(TIANCHI_LEADS)}", reason="bad_leads",
-                          field="leads")
+        raise RecordError(
+            path, f"first line is not the lead header {' '.join(TIANCHI_LEADS)}", reason="bad_leads", field="leads"
+        )
     if normalize_leads(names, path) != TIANCHI_LEADS:
-        raise RecordError(path, f"lead header {names} must be {list(TIANCHI_LEADS)}", reason="bad_leads",
-                          field="leads")
+        raise RecordError(path, f"lead header {names} must be {list(TIANCHI_LEADS)}", reason="bad_leads", field="leads")
     return RecordRef(
         path=path,
         format="tianchi",
@@ -149,11 +148,19 @@ def _classify_file(path: Path, top: Path, refs: list[RecordRef], skipped: list[S
             if label is not None and label.names:
                 refs.append(_tianchi_ref(path, label, classes))
             elif label is not None:
-                raise RecordError(path, f"Tianchi record whose row in {Path(label.label_file).name} has no "
-                                  "arrhythmia names (a test-set subject file?)", reason="no_labels")
+                raise RecordError(
+                    path,
+                    f"Tianchi record whose row in {Path(label.label_file).name} has no "
+                    "arrhythmia names (a test-set subject file?)",
+                    reason="no_labels",
+                )
             elif _looks_like_tianchi(path):
-                raise RecordError(path, "Tianchi record without a label row in a label file of this or a parent "
-                                  "folder (test-set records are read with read_record)", reason="no_labels")
+                raise RecordError(
+                    path,
+                    "Tianchi record without a label row in a label file of this or a parent "
+                    "folder (test-set records are read with read_record)",
+                    reason="no_labels",
+                )
     except RecordError as exc:
         skipped.append(Skip.from_error(exc))
     except OSError as exc:
@@ -216,8 +223,9 @@ def read(ref: RecordRef) -> EcgRecord:
         return read_wfdb_record(ref.path, source=ref.source)
     if ref.format == "tianchi":
         extra = ref.extra
-        label = TianchiLabel(extra.get("age"), extra.get("sex"), tuple(extra.get("codes", ())),
-                             str(extra.get("label_file", "")))
+        label = TianchiLabel(
+            extra.get("age"), extra.get("sex"), tuple(extra.get("codes", ())), str(extra.get("label_file", ""))
+        )
         return read_tianchi(ref.path, label=label, source=ref.source, find_labels=False)
     if ref.format == "ptbxl":
         return read_ptbxl(ref)
@@ -245,8 +253,9 @@ def read_record(path: str | os.PathLike[str]) -> EcgRecord:
     if suffix in (".mat", ".dat", ""):
         path = path.with_suffix(".hea") if suffix else path.with_name(path.name + ".hea")
     elif suffix != ".hea":
-        raise RecordError(path, f"unsupported file type {suffix!r}; expected .hea, .mat, .dat or .txt",
-                          reason="unsupported")
+        raise RecordError(
+            path, f"unsupported file type {suffix!r}; expected .hea, .mat, .dat or .txt", reason="unsupported"
+        )
     header = parse_cinc_header(path)
     if all(f.lower().endswith(".mat") for f in header.signal_files):
         return read_cinc2021(path)
@@ -272,9 +281,12 @@ def default_label_space(discovery: Discovery, *, ptbxl_task: str = "superdiagnos
     if not formats:
         raise RecordError("<discovery>", "no records found, so no label space can be chosen", reason="empty")
     if len(formats) > 1:
-        raise RecordError("<discovery>", f"records of several formats {sorted(formats)}: choose a label space "
-                          "explicitly (e.g. labels.cinc2021_scored(aliases=labels.tianchi_to_snomed()))",
-                          reason="mixed_formats")
+        raise RecordError(
+            "<discovery>",
+            f"records of several formats {sorted(formats)}: choose a label space "
+            "explicitly (e.g. labels.cinc2021_scored(aliases=labels.tianchi_to_snomed()))",
+            reason="mixed_formats",
+        )
     fmt = formats.pop()
     if fmt == "cinc2021":
         return _labels.cinc2021_scored()

@@ -52,11 +52,11 @@ def parse_scp_codes(text: str, *, path: Path | str = PTBXL_DATABASE, row: int | 
     try:
         value = ast.literal_eval(text.strip()) if text.strip() else {}
     except (ValueError, SyntaxError):
-        raise RecordError(path, f"{where}: scp_codes {text!r} is not a dict literal", reason="bad_labels",
-                          field="scp_codes") from None
+        raise RecordError(
+            path, f"{where}: scp_codes {text!r} is not a dict literal", reason="bad_labels", field="scp_codes"
+        ) from None
     if not isinstance(value, dict):
-        raise RecordError(path, f"{where}: scp_codes {text!r} is not a dict", reason="bad_labels",
-                          field="scp_codes")
+        raise RecordError(path, f"{where}: scp_codes {text!r} is not a dict", reason="bad_labels", field="scp_codes")
     return {str(k).strip(): float(v) for k, v in value.items()}
 
 
@@ -108,12 +108,14 @@ def ptbxl_refs(root: str | os.PathLike[str], *, fs: int = 500) -> tuple[list[Rec
 def _ref_of_row(root: Path, db: Path, n: int, row: dict[str, str], fs: int) -> RecordRef:
     ecg_id = _int_or_none(row["ecg_id"])
     if ecg_id is None:
-        raise RecordError(db, f"row {n}: ecg_id {row['ecg_id']!r} is not an integer", reason="bad_labels",
-                          field="ecg_id")
+        raise RecordError(
+            db, f"row {n}: ecg_id {row['ecg_id']!r} is not an integer", reason="bad_labels", field="ecg_id"
+        )
     fold = _int_or_none(row["strat_fold"])
     if fold is None or not 1 <= fold <= 10:
-        raise RecordError(db, f"row {n}: strat_fold {row['strat_fold']!r} must be 1..10", reason="bad_labels",
-                          field="strat_fold")
+        raise RecordError(
+            db, f"row {n}: strat_fold {row['strat_fold']!r} must be 1..10", reason="bad_labels", field="strat_fold"
+        )
     scp = parse_scp_codes(row["scp_codes"], path=db, row=n)
     base = root / row[_FS_COLUMN[fs]].strip()
     hea = base.with_name(base.name + ".hea") if base.suffix != ".hea" else base

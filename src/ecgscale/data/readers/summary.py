@@ -33,21 +33,37 @@ def _group_of_snomed(code: str) -> str | None:
 
 def describe_code(code: str, fmt: str, *, scp_statements: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """What a label code means: abbreviation, name, label group, whether CinC 2021 scores it, or unknown."""
-    out: dict[str, Any] = {"code": code, "known": False, "abbreviation": None, "name": None, "group": None,
-                           "scored": None}
+    out: dict[str, Any] = {
+        "code": code,
+        "known": False,
+        "abbreviation": None,
+        "name": None,
+        "group": None,
+        "scored": None,
+    }
     if fmt == "tianchi":
         if code in _labels.TIANCHI_NAME_MAP:
             abbr = _labels.TIANCHI_NAME_MAP[code]
             snomed = _labels.tianchi_to_snomed().get(code)
             info = _labels.snomed_info(snomed) if snomed else None
-            out.update(known=True, name=info[1] if info else code, abbreviation=abbr,
-                       group=_labels.group_of(abbr) if abbr else None, snomed=snomed)
+            out.update(
+                known=True,
+                name=info[1] if info else code,
+                abbreviation=abbr,
+                group=_labels.group_of(abbr) if abbr else None,
+                snomed=snomed,
+            )
     elif fmt == "ptbxl":
         row = (scp_statements or {}).get(code)
         abbr = _labels.PTBXL_SCP_MAP.get(code)
         if row is not None or abbr is not None:
-            out.update(known=True, abbreviation=code, name=(row or {}).get("description") or code,
-                       group=_labels.group_of(abbr) if abbr else None, snomed=_labels.ptbxl_to_snomed().get(code))
+            out.update(
+                known=True,
+                abbreviation=code,
+                name=(row or {}).get("description") or code,
+                group=_labels.group_of(abbr) if abbr else None,
+                snomed=_labels.ptbxl_to_snomed().get(code),
+            )
     else:
         info = _labels.snomed_info(code)
         if info is not None:
@@ -102,8 +118,16 @@ def summarize(discovery: Discovery, *, label_space: _labels.LabelSpace | None = 
         hot = np.stack([space.encode(r.extra.get("codes", ())) for r in refs]).astype(np.int64)
         counts = hot.sum(axis=0)
         for cls, n in zip(space.classes, counts.tolist(), strict=True):
-            prevalence.append({"key": cls.key, "abbreviation": cls.abbreviation, "name": cls.name,
-                               "group": cls.group, "count": int(n), "fraction": n / len(refs)})
+            prevalence.append(
+                {
+                    "key": cls.key,
+                    "abbreviation": cls.abbreviation,
+                    "name": cls.name,
+                    "group": cls.group,
+                    "count": int(n),
+                    "fraction": n / len(refs),
+                }
+            )
         for r in refs:
             unknown.update(space.unknown(r.extra.get("codes", ())))
     fs_counts = Counter(float(r.extra["fs"]) for r in refs if r.extra.get("fs"))
@@ -115,7 +139,8 @@ def summarize(discovery: Discovery, *, label_space: _labels.LabelSpace | None = 
         "sampling_rates": {f"{k:g}": v for k, v in sorted(fs_counts.items())},
         "duration_s": (
             {"min": float(min(durations)), "median": float(np.median(durations)), "max": float(max(durations))}
-            if durations else None
+            if durations
+            else None
         ),
         "label_space": None if space is None else {"name": space.name, "n_classes": len(space)},
         "label_space_error": space_error,

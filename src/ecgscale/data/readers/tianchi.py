@@ -101,14 +101,22 @@ def _labels_cached(path: str, mtime_ns: int, size: int) -> dict[str, TianchiLabe
         fields = line.rstrip("\r").split("\t")
         rid = fields[0].strip()
         if not rid.endswith(".txt"):
-            raise RecordError(p, f"line {lineno}: first field {rid!r} is not a record file name '<id>.txt'",
-                              reason="bad_labels", field=f"line {lineno}")
+            raise RecordError(
+                p,
+                f"line {lineno}: first field {rid!r} is not a record file name '<id>.txt'",
+                reason="bad_labels",
+                field=f"line {lineno}",
+            )
         rid = rid[: -len(".txt")]
         age = parse_age(fields[1]) if len(fields) > 1 else None
         sex_txt = fields[2].strip() if len(fields) > 2 else ""
         if sex_txt and sex_txt.upper() not in ("MALE", "FEMALE"):
-            raise RecordError(p, f"line {lineno}: gender {sex_txt!r} is not MALE, FEMALE or empty",
-                              reason="bad_labels", field=f"line {lineno}")
+            raise RecordError(
+                p,
+                f"line {lineno}: gender {sex_txt!r} is not MALE, FEMALE or empty",
+                reason="bad_labels",
+                field=f"line {lineno}",
+            )
         label = TianchiLabel(age, parse_sex(sex_txt), parse_codes(fields[3:]), str(p))
         if rid in out:
             log.debug("%s: record %s listed twice; the first row is kept", p, rid)
@@ -192,13 +200,22 @@ def _parse_rows(body: str, path: Path) -> np.ndarray:
     if frac.any():
         row, col = (int(x) for x in np.argwhere(frac)[0])
         value = float(values[row, col])
-        raise RecordError(path, f"non-integer value {value:g} at file line {row + 2}, column {col + 1}; "
-                          "Tianchi samples are integer units of 4.88 µV", reason="bad_row")
+        raise RecordError(
+            path,
+            f"non-integer value {value:g} at file line {row + 2}, column {col + 1}; "
+            "Tianchi samples are integer units of 4.88 µV",
+            reason="bad_row",
+        )
     return values
 
 
-def read_tianchi(path: str | os.PathLike[str], *, label: TianchiLabel | None = None, source: str = "tianchi",
-                 find_labels: bool = True) -> EcgRecord:
+def read_tianchi(
+    path: str | os.PathLike[str],
+    *,
+    label: TianchiLabel | None = None,
+    source: str = "tianchi",
+    find_labels: bool = True,
+) -> EcgRecord:
     """Read one Tianchi record; labels come from ``label`` or, if ``find_labels``, a nearby label file."""
     path = Path(path)
     try:
@@ -217,12 +234,10 @@ def read_tianchi(path: str | os.PathLike[str], *, label: TianchiLabel | None = N
     names = header.split()
     leads = normalize_leads(names, path)
     if leads != TIANCHI_LEADS:
-        raise RecordError(path, f"lead header {names} must be {list(TIANCHI_LEADS)}", reason="bad_leads",
-                          field="leads")
+        raise RecordError(path, f"lead header {names} must be {list(TIANCHI_LEADS)}", reason="bad_leads", field="leads")
     values = _parse_rows(body, path)
     if values.shape[1] != len(TIANCHI_LEADS):
-        raise RecordError(path, f"{values.shape[1]} columns per row, expected {len(TIANCHI_LEADS)}",
-                          reason="bad_row")
+        raise RecordError(path, f"{values.shape[1]} columns per row, expected {len(TIANCHI_LEADS)}", reason="bad_row")
     signal = derive_limb_leads(values.T * TIANCHI_UNIT_MV).astype(np.float32)
     meta = {"format": "tianchi", **check_signal(signal, path, STANDARD_LEADS)}
     if label is None and find_labels:

@@ -47,8 +47,9 @@ def read_wfdb(path: str | os.PathLike[str]) -> WfdbSignal:
     except FileNotFoundError as exc:
         raise RecordError(hea, f"signal file not found: {exc.filename or exc}", reason="missing_signal") from exc
     except Exception as exc:  # wfdb's errors name neither file nor field; add the path
-        raise RecordError(hea, f"wfdb cannot read the record: {type(exc).__name__}: {exc}",
-                          reason="unreadable") from exc
+        raise RecordError(
+            hea, f"wfdb cannot read the record: {type(exc).__name__}: {exc}", reason="unreadable"
+        ) from exc
     if rec.p_signal is None:
         raise RecordError(hea, "the record has no signals", reason="empty")
     sig = np.asarray(rec.p_signal, dtype=np.float64).T
@@ -56,7 +57,8 @@ def read_wfdb(path: str | os.PathLike[str]) -> WfdbSignal:
     scale = np.array([_TO_MV.get(u, np.nan) for u in units])
     if np.isnan(scale).any():
         bad = sorted({u for u in units if u not in _TO_MV})
-        raise RecordError(hea, f"unsupported signal units {bad}; allowed: mV, uV, V", reason="bad_header",
-                          field="units")
+        raise RecordError(
+            hea, f"unsupported signal units {bad}; allowed: mV, uV, V", reason="bad_header", field="units"
+        )
     sig = sig * scale[:, None]
     return WfdbSignal(sig.astype(np.float32), float(rec.fs), tuple(rec.sig_name or ()), tuple(rec.comments or ()))
