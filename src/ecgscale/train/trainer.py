@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torch import nn
 
 from ecgscale.errors import CheckpointError, ConfigError, EcgscaleError
@@ -183,7 +184,8 @@ def predict_logits(
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-z.astype(np.float64)))).astype(np.float32)
+    # scipy's expit saturates cleanly for diverged logits instead of warning about overflow in exp.
+    return expit(z.astype(np.float64)).astype(np.float32)
 
 
 @contextlib.contextmanager
