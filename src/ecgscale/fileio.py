@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "read_json", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "csv_text", "read_json", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -56,6 +58,19 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
     write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n")
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """CSV of dict rows whose keys may differ: columns in order of first appearance, missing/None cells empty."""
+    cols: list[str] = []
+    for row in rows:
+        cols.extend(k for k in row if k not in cols)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k) for k in cols})  # csv writes None as an empty cell
+    return buf.getvalue()
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -8,8 +8,6 @@ Thresholds are never tuned on the evaluated split: they come from ``config.json`
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -20,7 +18,7 @@ import numpy as np
 import torch
 
 from ecgscale.errors import CheckpointError, ConfigError
-from ecgscale.fileio import atomic_path, write_json_atomic, write_text_atomic
+from ecgscale.fileio import atomic_path, csv_text, write_json_atomic, write_text_atomic
 from ecgscale.train.checkpoint import load_run
 from ecgscale.train.data import CacheSource
 from ecgscale.train.trainer import _jsonable, _sigmoid, predict_logits, resolve_device, resolve_precision
@@ -192,12 +190,4 @@ def _csv(rows: list[dict[str, Any]]) -> str:
             elif not isinstance(v, dict | list | tuple):
                 out[k] = v
         flat.append(out)
-    cols: list[str] = []
-    for r in flat:
-        cols.extend(k for k in r if k not in cols)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols)
-    writer.writeheader()
-    for r in flat:
-        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
-    return buf.getvalue()
+    return csv_text(flat)

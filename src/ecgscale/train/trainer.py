@@ -11,8 +11,6 @@ Global torch state (RNG, deterministic-algorithm flag) is only touched inside re
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import logging
 import math
@@ -29,7 +27,7 @@ from scipy.special import expit
 from torch import nn
 
 from ecgscale.errors import CheckpointError, ConfigError, EcgscaleError
-from ecgscale.fileio import write_json_atomic, write_text_atomic
+from ecgscale.fileio import csv_text, write_json_atomic, write_text_atomic
 from ecgscale.train import checkpoint as ckpt
 from ecgscale.train.config import TrainConfig
 from ecgscale.train.data import BatchSource, DatasetSource, as_source, crop_positions, epoch_order
@@ -356,15 +354,7 @@ class Trainer:
         assert self.out_dir is not None
         lines = "".join(json.dumps(_jsonable(row)) + "\n" for row in history)
         write_text_atomic(self.out_dir / "metrics.jsonl", lines)
-        cols: list[str] = []
-        for row in history:
-            cols.extend(k for k in row if k not in cols)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=cols)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: row.get(k, "") for k in cols})
-        write_text_atomic(self.out_dir / "metrics.csv", buf.getvalue())
+        write_text_atomic(self.out_dir / "metrics.csv", csv_text(history))
 
     def _save_resume(self, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         if self.out_dir is None or not self.dist.is_main:
