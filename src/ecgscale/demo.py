@@ -597,10 +597,11 @@ def _commands(p: DemoPreset, out: Path, dev: str, rec: Mapping[str, Any]) -> str
             f"--max-store {p.max_store_s:g} --bandpass {band}",
             f"ecgscale sweep --cache {o}/cache --study {STUDY_NAME} --grid {o}/grid.toml --epochs {p.sweep_epochs} "
             f"{hp} --studies-dir {o}/studies{device}",
-            f"# wide vs narrow: the demo's wide space is CPU-sized ({o}/space_wide.toml); the CLI's reference is",
-            "# the library's full wide space: this line reproduces the narrow side exactly, the wide side larger:",
+            f"# wide vs narrow: the demo's wide space is CPU-sized ({o}/space_wide.toml), the narrow one derived",
+            "# from the sweep's best quarter; both files are passed so this line reproduces the comparison exactly:",
             f"ecgscale search-compare --cache {o}/cache --trials {p.search_trials} --seeds {p.search_seeds} "
-            f"--epochs {p.search_epochs} --max-minutes {p.search_max_minutes:g} --narrow {o}/space_narrow.toml "
+            f"--epochs {p.search_epochs} --max-minutes {p.search_max_minutes:g} --wide {o}/space_wide.toml "
+            f"--narrow {o}/space_narrow.toml "
             f"--study compare --studies-dir {o}/studies "
             f"--out {o}/search-compare{device}",
             f"ecgscale recommend --study {STUDY_NAME} --studies-dir {o}/studies",
