@@ -224,12 +224,7 @@ class ResNet1dConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResNet1dConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error (a typo must not silently become a default)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(
-                f"unknown model option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}", key=unknown[0]
-            )
+        _reject_unknown_options(data)
         missing = [k for k in ("depth", "channels", "kernel_size") if k not in data]
         if missing:
             raise ConfigError("is required in a model config", key=missing[0])
@@ -475,6 +470,16 @@ def _as_generator(generator: torch.Generator | int | None) -> torch.Generator | 
     return torch.Generator().manual_seed(generator)
 
 
+def _reject_unknown_options(options: Mapping[str, Any]) -> None:
+    """A typo in an option name must be an error, not a silently ignored key or a default."""
+    names = {f.name for f in dataclasses.fields(ResNet1dConfig)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown model option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}", key=unknown[0]
+        )
+
+
 def build_resnet1d(
     depth: int,
     channels: int,
@@ -491,12 +496,7 @@ def build_resnet1d(
 
     Raises ``ConfigError`` naming the option for any invalid value or unknown option.
     """
-    names = {f.name for f in dataclasses.fields(ResNet1dConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown model option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}", key=unknown[0]
-        )
+    _reject_unknown_options(options)
     config = ResNet1dConfig(
         depth=depth,
         channels=channels,
