@@ -72,7 +72,7 @@ def test_config_rejects_bad_values(kwargs, key):
 
 
 def test_from_dict_rejects_unknown_keys():
-    with pytest.raises(ConfigError, match="unknown preprocessing keys"):
+    with pytest.raises(ConfigError, match="unknown preprocessing key"):
         PreprocessConfig.from_dict({"fs": 250, "sampling": 3})
 
 

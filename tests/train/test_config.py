@@ -41,7 +41,7 @@ def test_invalid_values_name_the_field(key, value):
 def test_round_trip_and_unknown_keys():
     cfg = TrainConfig(epochs=3, lr=1e-4, schedule="onecycle", patience=None, max_minutes=2.5)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ConfigError, match="unknown key"):
+    with pytest.raises(ConfigError, match="unknown training key"):
         TrainConfig.from_dict({**cfg.to_dict(), "learning_rate": 1.0})
     assert TrainConfig(monitor="val_loss").maximize is False
 

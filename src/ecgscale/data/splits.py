@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ecgscale.config import reject_unknown_keys
 from ecgscale.errors import ConfigError
 
 __all__ = ["SPLIT_NAMES", "SplitConfig", "assign_splits", "official_split_of_fold"]
@@ -85,10 +86,7 @@ class SplitConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SplitConfig:
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ConfigError(f"unknown split keys {unknown} (allowed: {sorted(allowed)})")
+        reject_unknown_keys(data, {f.name for f in fields(cls)}, what="split")
         kwargs = dict(data)
         if "fractions" in kwargs:
             kwargs["fractions"] = tuple(kwargs["fractions"])

@@ -40,6 +40,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import signal as sps
 
+from ecgscale.config import reject_unknown_keys
 from ecgscale.data.records import STANDARD_LEADS, EcgRecord
 from ecgscale.errors import ConfigError, RecordError
 
@@ -132,10 +133,7 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PreprocessConfig:
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ConfigError(f"unknown preprocessing keys {unknown} (allowed: {sorted(allowed)})")
+        reject_unknown_keys(data, {f.name for f in fields(cls)}, what="preprocessing")
         kwargs = dict(data)
         if kwargs.get("bandpass") is not None:
             kwargs["bandpass"] = tuple(kwargs["bandpass"])

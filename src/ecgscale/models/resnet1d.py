@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ecgscale.config import reject_unknown_keys
 from ecgscale.errors import ConfigError
 
 __all__ = [
@@ -472,12 +473,7 @@ def _as_generator(generator: torch.Generator | int | None) -> torch.Generator | 
 
 def _reject_unknown_options(options: Mapping[str, Any]) -> None:
     """A typo in an option name must be an error, not a silently ignored key or a default."""
-    names = {f.name for f in dataclasses.fields(ResNet1dConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown model option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}", key=unknown[0]
-        )
+    reject_unknown_keys(options, {f.name for f in dataclasses.fields(ResNet1dConfig)}, what="model")
 
 
 def build_resnet1d(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecgscale.config import reject_unknown_keys
 from ecgscale.errors import ConfigError
 
 __all__ = [
@@ -277,9 +278,7 @@ def load_grid(path: str | Path, *, seeds: Sequence[int] | None = None) -> Grid:
     file = str(path)
     data = _read_mapping(path)
     allowed = {"name", "depth", "channels", "kernel_size", "gap", "base", "vary", "points", "seeds", "repeats"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown}; allowed: {sorted(allowed)}", file=file)
+    reject_unknown_keys(data, allowed, what="grid", file=file)
     name = str(data.get("name", path.stem))
     if seeds is None:
         if "seeds" in data:

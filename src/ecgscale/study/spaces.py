@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ecgscale.config import reject_unknown_keys
 from ecgscale.errors import ConfigError
 from ecgscale.study.grids import AXES, _read_mapping
 
@@ -115,9 +116,7 @@ class SearchSpace:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, file: str | None = None) -> SearchSpace:
         allowed = {"name", "depth", "channels", "kernel_size", "gap", "lr", "weight_decay", "dropout", "batch_size"}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ConfigError(f"unknown key(s) {unknown}; allowed: {sorted(allowed)}", file=file)
+        reject_unknown_keys(data, allowed, what="search-space", file=file)
         missing = sorted(set(AXES) - set(data))
         if missing:
             raise ConfigError(f"missing key(s) {missing}", file=file)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ecgscale.config import reject_unknown_keys
 from ecgscale.errors import ConfigError
 
 __all__ = ["MONITORS", "PRECISIONS", "SCHEDULES", "TrainConfig"]
@@ -107,10 +108,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Build from a mapping (e.g. ``config.json``); unknown keys are an error, missing keys take defaults."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown key(s) {unknown}; allowed: {sorted(names)}", key="train")
+        reject_unknown_keys(data, {f.name for f in dataclasses.fields(cls)}, what="training")
         return cls(**dict(data))
 
 
