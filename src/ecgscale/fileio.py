@@ -1,18 +1,42 @@
-"""Atomic file writes: a crash or kill never leaves a half-written cache, checkpoint or report behind."""
+"""Atomic file writes, disk errors that name the file, and writer locks.
+
+A crash or kill never leaves a half-written cache, checkpoint or report behind; a full or read-only disk
+becomes an ``OSError`` that names the file being written; two processes never write the same cache or run
+directory at once (:func:`writer_lock`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import re
+import socket
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "csv_text", "read_json", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+from ecgscale.errors import ConfigError, RecordError
+
+__all__ = [
+    "DISK_ERRNOS",
+    "as_disk_error",
+    "atomic_path",
+    "csv_text",
+    "path_within",
+    "read_json",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+    "writer_lock",
+]
 
 
 @contextlib.contextmanager
@@ -23,8 +47,11 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator[P
     On any exception the temporary file is removed and ``path`` is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    except OSError as exc:  # name the file the caller asked for, not mkstemp's random one
+        raise (as_disk_error(exc, target) or exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -34,9 +61,12 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator[P
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        disk = as_disk_error(exc, target) if isinstance(exc, Exception) else None
+        if disk is not None and disk is not exc:
+            raise disk from exc
         raise
 
 
@@ -85,3 +115,179 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serialisable")
+
+
+def path_within(
+    root: str | os.PathLike[str],
+    relative: str | os.PathLike[str],
+    *,
+    source: str | os.PathLike[str],
+    field: str = "path",
+) -> Path:
+    """``root / relative`` for a path read from a file's contents (a manifest, a label file), refused if it escapes.
+
+    Why: label files and manifests come from other sites; a row naming ``../../etc/passwd`` or ``/etc/passwd``
+    must never make ecgscale read (or overwrite) a file outside the data root. The check is lexical on the
+    normalised path: absolute paths, NUL bytes, ``..`` components that climb above ``root`` and names of the
+    root itself (``""``, ``.``) are refused; ``sub/../rec`` stays inside and is allowed (as ``root/rec``).
+    Symlinks are not resolved: a link the user created inside the data root is trusted (data trees are often
+    assembled from links to other disks). Raises ``RecordError`` naming ``source`` (the file the path was read
+    from) with ``reason="unsafe_path"``.
+    """
+    text = os.fspath(relative)
+    problem = None
+    if "\x00" in text:
+        problem = "holds a NUL byte"
+    elif os.path.isabs(text):
+        problem = "is absolute; paths in this file must be relative to the data root"
+    else:
+        norm = os.path.normpath(text) if text else os.curdir
+        if norm == os.pardir or norm.startswith(os.pardir + os.sep):
+            problem = f"leaves the data root {os.fspath(root)!r}"
+        elif norm == os.curdir:  # "", ".", "sub/..": the root itself (whose name + ".hea" is a sibling of it)
+            problem = "names the data root itself, not a file in it"
+    if problem is not None:
+        raise RecordError(source, f"path {text!r} {problem}", reason="unsafe_path", field=field)
+    return Path(root) / norm
+
+
+# --------------------------------------------------------------------------------------------------- disk errors
+#: errno values that mean "this disk cannot take the write" (the CLI prints them as one line, no traceback).
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG})
+_OS_ERROR_IN_TEXT = re.compile(r"os error (\d+)|\[Errno (\d+)\]")
+
+
+def as_disk_error(exc: BaseException, path: str | os.PathLike[str]) -> OSError | None:
+    """``exc`` (raised while writing ``path``) as an ``OSError`` whose ``filename`` is ``path``, or ``None``.
+
+    Why: a full disk surfaces differently in every writer: ``file.write`` raises ``OSError(ENOSPC)`` without a
+    file name, ``numpy.save`` an ``OSError("N requested and M written")`` without an errno, safetensors a
+    ``SafetensorError("... (os error 28)")``. The user needs one answer: which file, and the OS reason. A short
+    write with no errno is attributed to ENOSPC when the file's filesystem has no free block left. Returns
+    ``exc`` itself when it already names a file with a disk errno, ``None`` when it is not a disk error.
+    """
+    code: int | None = None
+    if isinstance(exc, OSError) and exc.errno is not None:
+        if exc.errno not in DISK_ERRNOS:
+            return None
+        if exc.filename is not None and os.fspath(exc.filename) == os.fspath(path):
+            return exc
+        code = exc.errno
+    else:
+        found = _OS_ERROR_IN_TEXT.search(str(exc))
+        if found:
+            code = int(found.group(1) or found.group(2))
+            if code not in DISK_ERRNOS:
+                return None
+        elif isinstance(exc, OSError) and "written" in str(exc) and _filesystem_full(path):
+            code = errno.ENOSPC  # numpy's short write: the disk filled up under it
+    if code is None:
+        return None
+    return OSError(code, os.strerror(code), os.fspath(path))
+
+
+def _filesystem_full(path: str | os.PathLike[str]) -> bool:
+    folder = Path(path).parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+# --------------------------------------------------------------------------------------------------- locks
+_HELD_LOCKS: dict[str, tuple[int, Any, int]] = {}  # realpath -> (pid, FileLock, depth): re-entrant per process
+_HELD_GUARD = threading.Lock()
+
+
+def _lock_info_path(lock_file: Path) -> Path:
+    return lock_file.with_name(lock_file.name + ".json")
+
+
+@contextlib.contextmanager
+def writer_lock(
+    lock_file: str | os.PathLike[str], *, guards: str | os.PathLike[str], action: str, hint: str
+) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` while writing ``guards``; refuse at once if another process holds it.
+
+    Why: two ``ecgscale prepare`` runs on one ``--out`` (or two ``train`` runs into one run directory) would
+    interleave their writes; the second must stop immediately with a message saying who is writing, not wait
+    or corrupt. The lock is an ``flock`` (``filelock``), so the kernel releases it when the holder dies, even by
+    ``kill -9``: a lock is never stale, and a holder's forked children (pool workers) do not inherit it
+    (filelock closes the descriptor in a forked child). Beside
+    the lock a small JSON file records the holder (pid, host, ``action``, command line, start time) for the
+    refusal message, which reads ``another `<action>` (pid P on host H, since T) is writing <guards>; <hint>``.
+    Re-entrant within one process (``build_cache`` holds it around ``resplit``).
+
+    Raises ``ConfigError`` when the lock is held elsewhere, ``OSError`` when the lock file cannot be created
+    (a read-only or full folder).
+    """
+    from filelock import FileLock, Timeout
+
+    lock_path = Path(lock_file)
+    key = os.path.realpath(lock_path)
+    with _HELD_GUARD:
+        held = _HELD_LOCKS.get(key)
+        if held is not None and held[0] == os.getpid():  # a forked child's copy does not count
+            _HELD_LOCKS[key] = (held[0], held[1], held[2] + 1)
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _HELD_GUARD:
+                pid, lock, depth = _HELD_LOCKS[key]
+                _HELD_LOCKS[key] = (pid, lock, depth - 1)
+        return
+
+    lock = FileLock(str(lock_path), blocking=False)
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(f"{_holder_text(lock_path)} is writing {os.fspath(guards)}; {hint}") from None
+    except OSError as exc:
+        raise (as_disk_error(exc, lock_path) or exc) from exc
+    info = _lock_info_path(lock_path)
+    try:
+        with _HELD_GUARD:
+            _HELD_LOCKS[key] = (os.getpid(), lock, 1)
+        with contextlib.suppress(OSError):  # a full disk must fail at the real write, with its file named, not here
+            write_json_atomic(info, _holder_info(action))
+        yield
+    finally:
+        with _HELD_GUARD:
+            _HELD_LOCKS.pop(key, None)
+        with contextlib.suppress(OSError):
+            info.unlink()
+        # Unlinked while still held, then released: a contender that opened the old file and wins its flock
+        # sees it unlinked and retries on the path (filelock checks st_nlink), so exclusion holds, and a clean
+        # run leaves no lock file behind (only a killed one does; the next run reuses it).
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        lock.release()
+
+
+def _holder_info(action: str) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "action": action,
+        "command": " ".join(sys.argv),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
+        "started_unix": now,
+    }
+
+
+def _holder_text(lock_file: Path) -> str:
+    """``another `ecgscale prepare` (pid 123 on host h, since 20:01:05)``, from the holder's info file if readable."""
+    try:
+        info = read_json(_lock_info_path(lock_file))
+        day, _, clock = str(info["started"]).partition(" ")
+        since = clock if day == time.strftime("%Y-%m-%d") else info["started"]
+        return f"another `{info['action']}` (pid {int(info['pid'])} on host {info['host']}, since {since})"
+    except (OSError, ValueError, KeyError, TypeError):  # the holder has not written it yet, or it is foreign
+        return f"another process (it holds the lock {lock_file})"

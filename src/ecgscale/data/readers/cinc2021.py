@@ -17,6 +17,7 @@ rejected as ``reason="non_finite"`` like any record with NaN samples.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -37,8 +38,16 @@ from ecgscale.data.readers.base import (
 from ecgscale.data.readers.wfdb_io import read_wfdb
 from ecgscale.data.records import EcgRecord
 from ecgscale.errors import RecordError
+from ecgscale.fileio import path_within
 
-__all__ = ["CincHeader", "parse_cinc_header", "parse_comments", "read_cinc2021", "read_wfdb_record"]
+__all__ = [
+    "CincHeader",
+    "parse_cinc_header",
+    "parse_cinc_header_text",
+    "parse_comments",
+    "read_cinc2021",
+    "read_wfdb_record",
+]
 
 _GAIN_RE = re.compile(r"^(?P<gain>[^(/]*)(?:\((?P<baseline>[^)]*)\))?(?:/(?P<units>.*))?$")
 _COMMENT_RE = re.compile(r"^#\s*(?P<key>[A-Za-z][\w ]*?)\s*:\s*(?P<value>.*?)\s*$")
@@ -110,6 +119,10 @@ def _read_header_text(path: Path) -> str:
         raise RecordError(path, "header file not found", reason="missing_header") from None
     except OSError as exc:
         raise RecordError(path, f"cannot read the header: {exc}", reason="unreadable") from None
+    return _decode_header(raw, path)
+
+
+def _decode_header(raw: bytes, path: Path) -> str:
     if not raw.strip():
         raise RecordError(path, "the header file is empty", reason="empty")
     if b"\x00" in raw:
@@ -150,7 +163,19 @@ def _signal_spec(path: Path, i: int, fmt: str, gain_field: str, adc_zero: str) -
 def parse_cinc_header(path: str | os.PathLike[str]) -> CincHeader:
     """Parse a WFDB header of a single-segment record; raises ``RecordError`` naming the file and field."""
     path = Path(path)
-    text = _read_header_text(path)
+    return parse_cinc_header_text(_read_header_text(path), path)
+
+
+def parse_cinc_header_text(text: str | bytes, path: str | os.PathLike[str]) -> CincHeader:
+    """Parse the text (or raw bytes) of a WFDB header; ``path`` is only named in errors and kept on the result.
+
+    Split from :func:`parse_cinc_header` so the grammar can be tested and fuzzed without files.
+    """
+    path = Path(path)
+    if isinstance(text, bytes):
+        text = _decode_header(text, path)
+    elif "\x00" in text:
+        raise RecordError(path, "the header holds binary data (NUL bytes), not WFDB header text", reason="bad_header")
     comments: list[str] = []
     body: list[str] = []
     for line in text.splitlines():
@@ -310,6 +335,27 @@ def _mat_v4_val(raw: bytes) -> np.ndarray | None:
     return np.frombuffer(raw, dtype, count=rows * cols, offset=offset).reshape(cols, rows).T
 
 
+def _check_mat_version(mat_path: Path, raw: bytes) -> None:
+    """Only MATLAB v4 files reach ``loadmat``: every CinC 2021 ``.mat`` is v4, and v4 sizes are checked.
+
+    Why not v5/v7: their variables may be zlib-compressed and their cell/struct headers declare shapes that scipy
+    allocates before reading (a 47 kB compressed file decodes to 48 MB; ``whosmat`` alone costs 120 MB on it),
+    so a 1 MB file could take gigabytes. A v5 file is refused with the fix in the message instead.
+    """
+    try:
+        major, _ = scipy.io.matlab.matfile_version(io.BytesIO(raw))
+    except Exception as exc:  # not a MATLAB file at all: loadmat would fail the same way
+        raise RecordError(mat_path, f"not a readable MATLAB file: {exc}", reason="unreadable") from None
+    if major != 0:
+        version = {1: "v5/v6/v7", 2: "v7.3 (HDF5)"}.get(major, f"version {major}")
+        raise RecordError(
+            mat_path,
+            f"a MATLAB {version} file; CinC 2021 signal files are MATLAB v4 (re-save it with "
+            "scipy.io.savemat(path, {'val': int16_matrix}, format='4'))",
+            reason="unsupported",
+        )
+
+
 def _load_mat(header: CincHeader, mat_path: Path) -> np.ndarray:
     try:
         raw = mat_path.read_bytes()  # one read of a ~120 kB file; the header checks below look at these bytes
@@ -326,8 +372,12 @@ def _load_mat(header: CincHeader, mat_path: Path) -> np.ndarray:
     fast = _mat_v4_val(raw)
     if fast is not None:
         return fast
+    _check_mat_version(mat_path, raw)
     try:
-        mat = scipy.io.loadmat(mat_path)
+        # From the bytes already read, not the path: scipy reads each variable with stream.read(n) for the n its
+        # header claims, and a file object allocates n up front (2**31 name bytes, 10**12 samples); an in-memory
+        # stream returns only what the file holds, so a lying header fails as "not enough bytes" instead.
+        mat = scipy.io.loadmat(io.BytesIO(raw))
     except Exception as exc:  # scipy raises ValueError/TypeError/OSError on malformed files
         raise RecordError(mat_path, f"not a readable MATLAB file: {exc}", reason="unreadable") from None
     val = mat.get("val")
@@ -366,7 +416,7 @@ def read_cinc2021(path: str | os.PathLike[str], *, source: str | None = None) ->
             reason="bad_header",
             field="file name",
         )
-    mat_path = hea.parent / header.signal_files[0]
+    mat_path = path_within(hea.parent, header.signal_files[0], source=hea, field="file name")
     val = _load_mat(header, mat_path)
     if val.shape[0] != header.n_leads:
         raise RecordError(

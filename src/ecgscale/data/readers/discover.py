@@ -16,6 +16,7 @@ and, for WFDB headers, ``fs``/``n_samples``: enough for label statistics of 88k 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterable
@@ -30,6 +31,7 @@ from ecgscale.data.readers.tianchi import (
     find_label_files,
     is_class_file,
     is_label_file,
+    label_file_refusals,
     label_table,
     read_tianchi,
     read_tianchi_classes,
@@ -37,6 +39,7 @@ from ecgscale.data.readers.tianchi import (
 from ecgscale.data.records import EcgRecord
 from ecgscale.data.writers import TIANCHI_LEADS
 from ecgscale.errors import RecordError
+from ecgscale.fileio import path_within
 
 __all__ = ["default_label_space", "discover", "read", "read_record"]
 
@@ -46,7 +49,7 @@ def _hea_ref(hea: Path) -> RecordRef:
     normalize_leads(header.lead_names, hea)
     files = sorted(set(header.signal_files))
     for name in files:
-        if not (hea.parent / name).is_file():
+        if not os.path.isfile(path_within(hea.parent, name, source=hea, field="file name")):
             raise RecordError(hea.parent / name, f"signal file named in {hea.name} not found", reason="missing_signal")
     fmt = "cinc2021" if all(f.lower().endswith(".mat") for f in files) else "wfdb"
     return RecordRef(
@@ -142,7 +145,11 @@ def _classify_file(path: Path, top: Path, refs: list[RecordRef], skipped: list[S
             if not path.with_suffix(".hea").is_file():
                 raise RecordError(path, "signal file without its .hea header", reason="missing_header")
         elif suffix == ".txt":
-            if is_class_file(path) or is_label_file(path):
+            if is_class_file(path):
+                return
+            if is_label_file(path):  # not a record; its rows with unsafe record names count as skips
+                with contextlib.suppress(RecordError):  # a malformed label file is reported by its records
+                    skipped.extend(Skip.from_error(exc) for exc in label_file_refusals(path))
                 return
             label, classes = _tianchi_label(path, top)
             if label is not None and label.names:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import json
+import logging
+import math
 import os
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from ecgscale.data.readers.base import RecordRef, Skip, check_signal, normalize_
 from ecgscale.data.readers.wfdb_io import read_wfdb
 from ecgscale.data.records import EcgRecord
 from ecgscale.errors import RecordError
+from ecgscale.fileio import path_within
 
 __all__ = [
     "PTBXL_DATABASE",
@@ -30,9 +34,12 @@ __all__ = [
     "read_ptbxl",
 ]
 
+log = logging.getLogger(__name__)
+
 PTBXL_DATABASE = "ptbxl_database.csv"
 PTBXL_STATEMENTS = "scp_statements.csv"
 _FS_COLUMN = {500: "filename_hr", 100: "filename_lr"}
+_MAX_SCP_CHARS = 10_000
 
 
 def ptbxl_split(fold: int) -> str:
@@ -49,15 +56,35 @@ def ptbxl_split(fold: int) -> str:
 def parse_scp_codes(text: str, *, path: Path | str = PTBXL_DATABASE, row: int | None = None) -> dict[str, float]:
     """``"{'NORM': 100.0, 'SR': 0.0}"`` → dict; parsed with ``ast.literal_eval`` (never ``eval``)."""
     where = f"row {row}" if row is not None else "scp_codes"
+    shown = text if len(text) <= 200 else text[:200] + "…"
+
+    def bad(problem: str) -> RecordError:
+        return RecordError(path, f"{where}: scp_codes {shown!r} {problem}", reason="bad_labels", field="scp_codes")
+
+    if len(text) > _MAX_SCP_CHARS:  # real cells are < 200 characters; literal_eval's cost grows with the text
+        raise bad(f"is {len(text)} characters long (at most {_MAX_SCP_CHARS})")
     try:
         value = ast.literal_eval(text.strip()) if text.strip() else {}
-    except (ValueError, SyntaxError):
-        raise RecordError(
-            path, f"{where}: scp_codes {text!r} is not a dict literal", reason="bad_labels", field="scp_codes"
-        ) from None
+    # Deep nesting ("- - - … 1", "[[[…]]]") exhausts the parser (RecursionError, MemoryError); a huge integer
+    # literal exceeds int's digit limit (ValueError); an unhashable key ({[1]: 0}) is a TypeError.
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+        raise bad("is not a dict literal") from None
     if not isinstance(value, dict):
-        raise RecordError(path, f"{where}: scp_codes {text!r} is not a dict", reason="bad_labels", field="scp_codes")
-    return {str(k).strip(): float(v) for k, v in value.items()}
+        raise bad("is not a dict")
+    out: dict[str, float] = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not k.strip():
+            raise bad(f"has the key {k!r}; statements are non-empty strings")
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise bad(f"gives {k!r} the likelihood {v!r}; expected a number")
+        try:
+            likelihood = float(v)
+        except OverflowError:  # an integer beyond float's range
+            raise bad(f"gives {k!r} a likelihood beyond float range") from None
+        if not math.isfinite(likelihood):
+            raise bad(f"gives {k!r} the likelihood {likelihood!r}; expected a finite number")
+        out.setdefault(k.strip(), likelihood)
+    return out
 
 
 def find_ptbxl_root(path: Path, *, levels: int = 4) -> Path | None:
@@ -89,9 +116,16 @@ def ptbxl_refs(root: str | os.PathLike[str], *, fs: int = 500) -> tuple[list[Rec
         raise RecordError(db, "PTB-XL database file not found", reason="missing_labels")
     refs: list[RecordRef] = []
     skips: list[Skip] = []
-    with open(db, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        required = {"ecg_id", "patient_id", "age", "sex", "scp_codes", "strat_fold", _FS_COLUMN[fs]}
+    try:
+        text = db.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RecordError(db, f"not UTF-8 text: {exc}", reason="bad_labels") from None
+    except OSError as exc:
+        raise RecordError(db, f"cannot read the database: {exc}", reason="unreadable") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    required = {"ecg_id", "patient_id", "age", "sex", "scp_codes", "strat_fold", _FS_COLUMN[fs]}
+    n = 1
+    try:
         missing = sorted(required - set(reader.fieldnames or ()))
         if missing:
             raise RecordError(db, f"missing column(s) {missing}", reason="bad_labels", field="columns")
@@ -99,9 +133,13 @@ def ptbxl_refs(root: str | os.PathLike[str], *, fs: int = 500) -> tuple[list[Rec
             try:
                 ref = _ref_of_row(root, db, n, row, fs)
             except RecordError as exc:
+                if exc.reason == "unsafe_path":  # never read; say so loudly, it may be an attack, not a typo
+                    log.warning("%s", exc)
                 skips.append(Skip.from_error(exc))
                 continue
             refs.append(ref)
+    except csv.Error as exc:  # a NUL byte, a field over csv's size limit, an unterminated quote at the end
+        raise RecordError(db, f"row {n + 1}: not a readable CSV row: {exc}", reason="bad_labels") from None
     return refs, skips
 
 
@@ -116,10 +154,14 @@ def _ref_of_row(root: Path, db: Path, n: int, row: dict[str, str], fs: int) -> R
         raise RecordError(
             db, f"row {n}: strat_fold {row['strat_fold']!r} must be 1..10", reason="bad_labels", field="strat_fold"
         )
-    scp = parse_scp_codes(row["scp_codes"], path=db, row=n)
-    base = root / row[_FS_COLUMN[fs]].strip()
+    scp = parse_scp_codes(row["scp_codes"] or "", path=db, row=n)
+    column = _FS_COLUMN[fs]
+    name = (row[column] or "").strip()
+    if not name:
+        raise RecordError(db, f"row {n}: {column} is empty", reason="bad_labels", field=column)
+    base = path_within(root, name, source=db, field=f"row {n} {column}")
     hea = base.with_name(base.name + ".hea") if base.suffix != ".hea" else base
-    if not hea.is_file():
+    if not os.path.isfile(hea):  # not Path.is_file: a name over 255 bytes raises ENAMETOOLONG there
         raise RecordError(hea, f"record of ecg_id {ecg_id} (row {n}) not found", reason="missing_signal")
     sex_code = _int_or_none(row["sex"])
     patient = _int_or_none(row["patient_id"])

@@ -26,6 +26,7 @@ from ecgscale.data.readers.base import check_signal, normalize_leads, parse_age,
 from ecgscale.data.records import STANDARD_LEADS, EcgRecord
 from ecgscale.data.writers import TIANCHI_LEADS, TIANCHI_UNIT_MV
 from ecgscale.errors import RecordError
+from ecgscale.fileio import path_within
 
 __all__ = [
     "TIANCHI_FS",
@@ -34,6 +35,7 @@ __all__ = [
     "find_label_files",
     "is_class_file",
     "is_label_file",
+    "label_file_refusals",
     "label_table",
     "read_tianchi",
     "read_tianchi_classes",
@@ -90,24 +92,38 @@ def is_label_file(path: Path) -> bool:
         return False
 
 
+def _not_a_record_name(path: Path, lineno: int, name: str) -> RecordError:
+    return RecordError(
+        path,
+        f"line {lineno}: first field {name!r} is not a record file name '<id>.txt'",
+        reason="bad_labels",
+        field=f"line {lineno}",
+    )
+
+
 @functools.lru_cache(maxsize=16)
-def _labels_cached(path: str, mtime_ns: int, size: int) -> dict[str, TianchiLabel]:
+def _labels_cached(path: str, mtime_ns: int, size: int) -> tuple[dict[str, TianchiLabel], tuple[RecordError, ...]]:
+    """The table of a label file and the rows refused for an unsafe record name (logged once per file version)."""
     p = Path(path)
     text = _decode(p.read_bytes(), p)
     out: dict[str, TianchiLabel] = {}
+    refused: list[RecordError] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.rstrip("\r").split("\t")
-        rid = fields[0].strip()
-        if not rid.endswith(".txt"):
-            raise RecordError(
-                p,
-                f"line {lineno}: first field {rid!r} is not a record file name '<id>.txt'",
-                reason="bad_labels",
-                field=f"line {lineno}",
-            )
-        rid = rid[: -len(".txt")]
+        name = fields[0].strip()
+        if not name.endswith(".txt"):
+            raise _not_a_record_name(p, lineno, name)
+        try:  # the name is a file beside the label file: one that points elsewhere is never read, nor labelled
+            inside = path_within(p.parent, name, source=p, field=f"line {lineno}")
+        except RecordError as exc:
+            log.warning("%s", exc)
+            refused.append(exc)
+            continue
+        rid = inside.relative_to(p.parent).as_posix()[: -len(".txt")]  # "sub/../A1.txt" labels A1
+        if not rid.rpartition("/")[2].strip():  # ".txt", "./.txt", "sub/ .txt": no record id
+            raise _not_a_record_name(p, lineno, name)
         age = parse_age(fields[1]) if len(fields) > 1 else None
         sex_txt = fields[2].strip() if len(fields) > 2 else ""
         if sex_txt and sex_txt.upper() not in ("MALE", "FEMALE"):
@@ -122,17 +138,29 @@ def _labels_cached(path: str, mtime_ns: int, size: int) -> dict[str, TianchiLabe
             log.debug("%s: record %s listed twice; the first row is kept", p, rid)
             continue
         out[rid] = label
-    return out
+    return out, tuple(refused)
 
 
-def label_table(path: str | os.PathLike[str]) -> Mapping[str, TianchiLabel]:
-    """The cached, shared table of a label file (do not modify); re-read when the file changes."""
+def _label_file(path: str | os.PathLike[str]) -> tuple[dict[str, TianchiLabel], tuple[RecordError, ...]]:
     p = Path(path)
     try:
         st = p.stat()
     except FileNotFoundError:
         raise RecordError(p, "label file not found", reason="missing_labels") from None
     return _labels_cached(str(p.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def label_table(path: str | os.PathLike[str]) -> Mapping[str, TianchiLabel]:
+    """The cached, shared table of a label file (do not modify); re-read when the file changes."""
+    return _label_file(path)[0]
+
+
+def label_file_refusals(path: str | os.PathLike[str]) -> tuple[RecordError, ...]:
+    """The rows of a label file left out because their record name is unsafe (``reason="unsafe_path"``).
+
+    Discovery turns each into a skip, so they are counted by reason like every other unusable input.
+    """
+    return _label_file(path)[1]
 
 
 def read_tianchi_labels(path: str | os.PathLike[str]) -> dict[str, TianchiLabel]:

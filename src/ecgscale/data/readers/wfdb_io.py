@@ -6,6 +6,7 @@ are read by :mod:`ecgscale.data.readers.cinc2021` without wfdb (see there why); 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import wfdb
 
 from ecgscale.data.readers.base import UNITS_TO_MV
 from ecgscale.errors import RecordError
+from ecgscale.fileio import path_within
 
 __all__ = ["WfdbSignal", "read_wfdb"]
 
@@ -36,12 +38,79 @@ def _record_base(path: str | os.PathLike[str]) -> Path:
     return p.with_suffix("") if p.suffix.lower() in (".hea", ".dat", ".mat") else p
 
 
+# Bytes per sample of the uncompressed WFDB formats wfdb-python reads (wfdb.io._signal.BYTES_PER_SAMPLE).
+_BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5}
+_BYTES_PER_SAMPLE |= {"310": 4 / 3, "311": 4 / 3}
+
+
+def _check_signal_files(base: Path, hea: str) -> None:
+    """Check the header against its signal files before wfdb reads them: never trust a claimed length.
+
+    Why: ``wfdb.rdrecord`` allocates ``n_samples x n_signals`` from the header before it reads a byte, so a
+    header claiming 10**12 samples asks for terabytes (a MemoryError at best; a machine swapping for minutes
+    when the claim is merely large). The claim is checked against the file sizes here, with wfdb's own header
+    parser so both read the same numbers. Signal file names come from the header: they must stay in its folder
+    (``ecgscale.fileio.path_within``). Multi-segment records name further headers and are refused.
+    """
+    try:
+        head = wfdb.rdheader(str(base))
+    except Exception as exc:  # wfdb's header errors are bare ValueError/Exception without the file
+        raise RecordError(
+            hea, f"wfdb cannot parse the header: {type(exc).__name__}: {exc}", reason="bad_header"
+        ) from None
+    if getattr(head, "n_seg", None) is not None or not isinstance(head, wfdb.Record):
+        raise RecordError(hea, "multi-segment records are not supported", reason="unsupported")
+    names = list(head.file_name or [])
+    fmts = list(head.fmt or [])
+    spf = list(head.samps_per_frame or [1] * len(names))
+    offsets = list(head.byte_offset or [None] * len(names))
+    if not names or not (len(names) == len(fmts) == len(spf) == len(offsets)):
+        raise RecordError(hea, "signal lines without file names or formats", reason="bad_header")
+    per_file: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        per_file.setdefault(str(name), []).append(i)
+    n_samples = head.sig_len
+    for name, signals in per_file.items():
+        path = path_within(base.parent, name, source=hea, field="file name")
+        first = signals[0]
+        fmt = str(fmts[first])
+        if fmt not in _BYTES_PER_SAMPLE:
+            raise RecordError(
+                hea,
+                f"signal file {name}: format {fmt!r} not supported; allowed {sorted(_BYTES_PER_SAMPLE, key=int)}",
+                reason="unsupported",
+                field="format",
+            )
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise RecordError(
+                path, f"signal file named in {Path(hea).name} not found", reason="missing_signal"
+            ) from None
+        except OSError as exc:
+            raise RecordError(path, f"cannot read the signal file: {exc}", reason="unreadable") from None
+        if not path.is_file():
+            raise RecordError(path, f"signal file named in {Path(hea).name} is not a file", reason="missing_signal")
+        if n_samples is None:
+            continue  # wfdb derives the length from the file size: bounded by the file
+        frame = sum(int(spf[i] or 1) for i in signals)
+        need = int(offsets[first] or 0) + math.ceil(int(n_samples) * frame * _BYTES_PER_SAMPLE[fmt])
+        if size < need:
+            raise RecordError(
+                path,
+                f"truncated: {size} bytes, but {Path(hea).name} declares {n_samples} samples of {len(signals)} "
+                f"signal(s) in format {fmt}, which need {need}",
+                reason="truncated",
+            )
+
+
 def read_wfdb(path: str | os.PathLike[str]) -> WfdbSignal:
     """Read a WFDB record (``.hea`` + signal files) as float32 millivolts, leads first."""
     base = _record_base(path)
     hea = f"{base}.hea"
     if not Path(hea).is_file():
         raise RecordError(hea, "header file not found", reason="missing_header")
+    _check_signal_files(base, hea)
     try:
         rec = wfdb.rdrecord(str(base), physical=True, return_res=64)
     except FileNotFoundError as exc:
@@ -52,6 +121,11 @@ def read_wfdb(path: str | os.PathLike[str]) -> WfdbSignal:
         ) from exc
     if rec.p_signal is None:
         raise RecordError(hea, "the record has no signals", reason="empty")
+    fs = float(rec.fs) if isinstance(rec.fs, int | float) else math.nan
+    if not (math.isfinite(fs) and fs > 0):  # wfdb reads "0" (and "0/1") as a rate and returns the record
+        raise RecordError(
+            hea, f"sampling frequency {rec.fs!r} must be a positive number", reason="bad_header", field="fs"
+        )
     sig = np.asarray(rec.p_signal, dtype=np.float64).T
     units = [str(u or "").strip().lower() for u in (rec.units or [""] * sig.shape[0])]
     scale = np.array([_TO_MV.get(u, np.nan) for u in units])
@@ -61,4 +135,6 @@ def read_wfdb(path: str | os.PathLike[str]) -> WfdbSignal:
             hea, f"unsupported signal units {bad}; allowed: mV, uV, V", reason="bad_header", field="units"
         )
     sig = sig * scale[:, None]
-    return WfdbSignal(sig.astype(np.float32), float(rec.fs), tuple(rec.sig_name or ()), tuple(rec.comments or ()))
+    # wfdb gives None for a signal line without a description: "" then fails the lead check with the file named
+    names = tuple("" if n is None else str(n) for n in (rec.sig_name or ()))
+    return WfdbSignal(sig.astype(np.float32), fs, names, tuple(rec.comments or ()))
