@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+
+from rich.markup import escape
 
 from ecgscale.cli import _app
 from ecgscale.errors import EcgscaleError
@@ -30,11 +33,18 @@ def main() -> None:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except EcgscaleError as exc:
-        _app.err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _app.err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         _app.err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except OSError as exc:  # a full / read-only disk: one line naming the file, no traceback (-v adds it)
+        line = _app.disk_error_message(exc)
+        if line is None:
+            raise
+        logging.getLogger("ecgscale").debug("traceback of the disk error", exc_info=True)
+        _app.err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except SystemExit:
         raise
     except Exception as exc:  # click's usage errors and the like

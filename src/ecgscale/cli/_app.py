@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-__all__ = ["app", "console", "err_console"]
+__all__ = ["app", "console", "disk_error_message", "err_console"]
 
 app = typer.Typer(
     name="ecgscale",
@@ -35,3 +37,27 @@ def _root(
         handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
         force=True,
     )
+
+
+_DISK_HINTS = {
+    errno.ENOSPC: "free some space (or choose another output folder) and run the same command again",
+    errno.EDQUOT: "your disk quota is used up; free some space and run the same command again",
+    errno.EFBIG: "the file is larger than this filesystem allows; choose another output folder",
+    errno.EROFS: "choose an output folder on a writable disk",
+    errno.EACCES: "choose an output folder you may write to, or fix its permissions",
+    errno.EPERM: "choose an output folder you may write to, or fix its permissions",
+}
+
+
+def disk_error_message(exc: BaseException) -> str | None:
+    """One line for a disk that cannot take a write (full, read-only, no permission, quota), else ``None``.
+
+    Why: on a shared machine a full or read-only disk is an everyday event, not a bug; the user needs the
+    file and the OS reason ("No space left on device"), not a traceback. Every ecgscale writer names the file
+    (``ecgscale.fileio.as_disk_error``); an error without one still gets its reason printed.
+    """
+    if not isinstance(exc, OSError) or exc.errno not in _DISK_HINTS:
+        return None
+    reason = exc.strerror or os.strerror(exc.errno)
+    where = f"cannot write {os.fsdecode(exc.filename)}: " if exc.filename is not None else "cannot write: "
+    return f"{where}{reason}; {_DISK_HINTS[exc.errno]}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,41 @@ def _quiet_optuna() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@contextlib.contextmanager
+def _storage_disk_errors(study: str, storage: str | None, studies_dir: Path) -> Iterator[None]:
+    """Turn a study storage write refused by a full or read-only disk into an ``OSError`` naming the ``.db`` file.
+
+    Why: SQLite says "database or disk is full" / "attempt to write a readonly database" through SQLAlchemy and
+    optuna exceptions (sometimes behind optuna's own ``AssertionError``); the CLI prints a disk ``OSError`` as one
+    line, anything else as a traceback.
+    """
+    from ecgscale.errors import EcgscaleError
+    from ecgscale.study.storage import default_storage_url, storage_disk_error
+
+    url = storage or default_storage_url(studies_dir, study)
+    default_hook = threading.excepthook
+
+    def heartbeat_hook(args: Any) -> None:
+        # optuna's heartbeat thread dies with a traceback on the same full disk; the main thread reports it.
+        if args.exc_value is not None and storage_disk_error(args.exc_value, url) is not None:
+            log.debug("heartbeat thread stopped: %s", args.exc_value)
+            return
+        default_hook(args)
+
+    threading.excepthook = heartbeat_hook
+    try:
+        yield
+    except EcgscaleError:
+        raise
+    except Exception as exc:
+        disk = storage_disk_error(exc, url)
+        if disk is None or disk is exc:
+            raise
+        raise disk from exc
+    finally:
+        threading.excepthook = default_hook
 
 
 def _set_threads(threads: int | None, n_workers_hint: int) -> None:
@@ -166,7 +204,8 @@ def sweep_cmd(
         wait=wait,
         retry_failed=retry_failed,
     )
-    summary = run_sweep(settings, runner=run_trial, data=identity, progress=progress)
+    with _storage_disk_errors(study, storage, studies_dir):
+        summary = run_sweep(settings, runner=run_trial, data=identity, progress=progress)
     state = "complete" if summary.done else "incomplete"
     console.print(
         f"study [bold]{study}[/]: {summary.n_complete}/{summary.n_points} grid points {state}; this worker ran "

@@ -45,6 +45,9 @@ def train(
     num_workers: int = typer.Option(0, "--num-workers", help="DataLoader workers (generic datasets only)."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="Wall-clock budget in minutes."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard scalars."),
+    checkpoint_every: int = typer.Option(
+        50, "--checkpoint-every", help="Steps between mid-epoch resume checkpoints (0 = only at epoch ends)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     ddp: bool = typer.Option(False, "--ddp", help="Data-parallel under torchrun (reads WORLD_SIZE, RANK)."),
     nproc: int = typer.Option(1, "--nproc", help="Spawn N local data-parallel processes (gloo on CPU)."),
@@ -76,6 +79,7 @@ def train(
         num_workers=num_workers,
         max_minutes=max_minutes,
         tensorboard=tensorboard,
+        checkpoint_every=checkpoint_every,
     )
     ecg_cache = open_cache(cache)
     model: dict[str, Any] = {

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -46,7 +47,7 @@ from ecgscale.data.records import STANDARD_LEADS
 from ecgscale.data.splits import SPLIT_NAMES, SplitConfig, assign_splits, official_split_of_fold
 from ecgscale.data.transforms import PreprocessConfig, preprocess, window
 from ecgscale.errors import ConfigError, EcgscaleError, RecordError
-from ecgscale.fileio import read_json, write_json_atomic, write_text_atomic
+from ecgscale.fileio import as_disk_error, read_json, write_json_atomic, write_text_atomic, writer_lock
 
 if TYPE_CHECKING:
     from ecgscale.data.datasets import CacheDataset
@@ -234,10 +235,21 @@ class _Slots:
         return _Slots, (self.path, self.slot_bytes, self.n_slots)
 
     @classmethod
-    def create(cls, folder: Path, n_slots: int, slot_bytes: int) -> _Slots:
+    def create(cls, folder: Path, n_slots: int, slot_bytes: int) -> _Slots | None:
+        """The scratch file, its blocks allocated now; ``None`` (signals go through the pipe) if the disk refuses.
+
+        Why allocate: a store into a memory-mapped page that the filesystem cannot back (a full disk) is not
+        an ``OSError`` but a SIGBUS that kills the worker, and ``Pool.imap`` then waits forever for its result.
+        """
         path = folder / "slots.scratch"
-        with open(path, "w+b") as fh:
-            fh.truncate(n_slots * slot_bytes)  # sparse: only the pages written are ever allocated
+        try:
+            with open(path, "w+b") as fh:
+                os.posix_fallocate(fh.fileno(), 0, n_slots * slot_bytes)
+        except OSError as exc:
+            log.debug("cannot allocate %s (%s); sending signals through the pipe", path, exc)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return None
         return cls(str(path), slot_bytes, n_slots).attach()
 
     def attach(self) -> _Slots:
@@ -415,31 +427,21 @@ def _describe_mismatch(old: Mapping[str, Any], new_params: Mapping[str, Any], co
     return "; ".join(diffs) or "parameters differ"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _lock_file(out: Path) -> Path:
+    """The writer lock of cache ``out``: beside it, because ``out`` itself is replaced by a rename."""
+    return out.parent / f".{out.name}.lock"
 
 
 def _remove_stale_temps(out: Path) -> None:
-    """Clean up after a killed prepare (its pid is gone); folders of a live prepare are left alone.
+    """Clean up after a killed prepare. Called with the cache's writer lock held, so no live process owns
+    any ``.tmp-``/``.old-`` folder of ``out`` (a pid check would be fooled by pid reuse).
 
     ``.tmp-`` folders are unfinished builds and are removed. An ``.old-`` folder is a complete previous cache
     moved aside just before the swap: it is put back if ``out`` is missing, else removed.
     """
     for leftover in sorted(out.parent.glob(f".{out.name}.*-*")):
-        kind, _, rest = leftover.name[len(out.name) + 2 :].partition("-")
+        kind = leftover.name[len(out.name) + 2 :].partition("-")[0]
         if kind not in ("tmp", "old"):
-            continue
-        try:
-            pid = int(rest.split("-")[0])
-        except ValueError:
-            continue
-        if _pid_alive(pid):
             continue
         if kind == "old" and not out.exists() and (leftover / "cache.json").is_file():
             log.warning("restoring %s from %s (a prepare was killed while replacing it)", out, leftover)
@@ -508,7 +510,61 @@ def build_cache(
     parameters is refused with a ``ConfigError`` unless ``rebuild=True``. Bad records are skipped, logged and
     counted by reason; the build fails only if no record at all is usable. ``workers=None`` uses every core;
     ``ptbxl_fs`` picks PTB-XL's 500 Hz or 100 Hz records.
+
+    The whole check/build/resplit/swap runs under the cache's writer lock (``.<out>.lock`` beside ``out``): a
+    second prepare on the same ``out`` is refused at once with a ``ConfigError`` naming the running one. A
+    cache in a folder this process cannot write (read-only disk) is still reported up to date when it is.
     """
+    out = Path(out)
+    with contextlib.ExitStack() as stack:
+        try:
+            if not out.parent.is_dir():
+                out.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(
+                writer_lock(
+                    _lock_file(out),
+                    guards=out,
+                    action="ecgscale prepare",
+                    hint="wait for it to finish or choose another --out",
+                )
+            )
+        except OSError as exc:
+            # A folder nobody can write (read-only disk, no permission) cannot be written by another prepare
+            # either: checking an existing cache there needs no lock, and any write still fails, naming the file.
+            if (
+                rebuild
+                or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM)
+                or not (out / "cache.json").is_file()
+            ):
+                raise
+        return _build_cache_locked(
+            paths,
+            out,
+            config=config,
+            labels=labels,
+            split=split,
+            workers=workers,
+            progress=progress,
+            rebuild=rebuild,
+            chunksize=chunksize,
+            ptbxl_fs=ptbxl_fs,
+        )
+
+
+def _build_cache_locked(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    config: PreprocessConfig | None = None,
+    labels: str | LabelSpace = "auto",
+    split: SplitConfig | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    rebuild: bool = False,
+    chunksize: int | None = None,
+    ptbxl_fs: int = 500,
+) -> CacheSummary:
+    """``build_cache`` with the writer lock held (see there)."""
     t0 = time.perf_counter()
     config = config or PreprocessConfig()
     split = split or SplitConfig()
@@ -579,7 +635,10 @@ def build_cache(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as exc:  # a read-only or full disk: name the cache, not the temporary folder
+        raise (as_disk_error(exc, out) or exc) from exc
     try:
         info = _write_cache(
             tmp,
@@ -597,8 +656,11 @@ def build_cache(
             sources=src,
         )
         _swap_into_place(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        disk = as_disk_error(exc, out) if isinstance(exc, Exception) else None
+        if disk is not None and disk is not exc:  # e.g. signals.bin's write: ENOSPC without a file name
+            raise disk from exc
         raise
     status = "rebuilt" if existing is not None else "built"
     summary = _summary_from_info(out, info, status, time.perf_counter() - t0)
@@ -606,8 +668,17 @@ def build_cache(
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished build onto ``out``; an old cache is moved aside first and deleted only afterwards."""
-    if out.exists():
+    """Rename the finished build onto ``out``; an old cache is replaced in one step, deleted only afterwards.
+
+    Why one step: moving the old cache aside and then the new one in leaves a moment with no cache at ``out``
+    (a kill -9 there left "neither", until the next prepare restored the old one). On Linux ``renameat2``
+    exchanges the two folders atomically, so ``out`` is always the old or the new cache; the old one, now under
+    the ``.tmp-`` name, is removed afterwards (or by the next prepare if this one is killed first). Elsewhere,
+    or on a file system without the exchange, the two renames remain, with ``_remove_stale_temps`` as the net.
+    """
+    if out.exists() and _exchange(tmp, out):
+        shutil.rmtree(tmp, ignore_errors=True)
+    elif out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
         os.replace(out, old)
         try:
@@ -618,6 +689,26 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the OS or file system cannot."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # old kernel, or a file system without exchange
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
 def _spinner(enabled: bool, text: str):

@@ -139,13 +139,20 @@ def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     with open(p, "rb") as fh:
         head = fh.read(4)
     if head[:2] == b"PK":  # TorchScript archives are zip files
-        import torch
+        # The metadata are plain ``<archive>/extra/<key>`` entries: read them with zipfile. ``torch.jit.load``
+        # would unpickle and compile the archive's code, and this function takes files from anywhere (ecgscale
+        # runs a TorchScript file only right after writing it, in export_model's parity check).
+        import zipfile
 
-        files = {k: "" for k in _METADATA_KEYS}
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.jit is deprecated, still supported
-            torch.jit.load(str(p), map_location="cpu", _extra_files=files)
-        raw = {k: v for k, v in files.items() if v}
+        try:
+            with zipfile.ZipFile(p) as zf:
+                raw = {}
+                for name in zf.namelist():
+                    head_, sep, key = name.partition("/extra/")
+                    if sep and "/" not in head_ and key in _METADATA_KEYS:
+                        raw[key] = zf.read(name).decode("utf-8")
+        except (zipfile.BadZipFile, UnicodeDecodeError, OSError) as exc:
+            raise CheckpointError(f"{p}: not a readable TorchScript archive ({exc})") from exc
     else:
         import onnx
 

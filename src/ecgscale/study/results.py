@@ -33,7 +33,7 @@ def load_study(name: str, storage: str | None = None, *, studies_dir: str | Path
         raise StudyError(
             f"no study {name!r}: {url.split(':///', 1)[1]} does not exist (check --studies-dir or pass --storage)"
         )
-    rdb = open_storage(url)
+    rdb = open_storage(url, read_only=True)
     try:
         return optuna.load_study(study_name=name, storage=rdb)
     except KeyError:

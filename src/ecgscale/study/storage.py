@@ -7,6 +7,8 @@ and :class:`optuna.storages.RetryFailedTrialCallback` puts it back in the queue 
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import time
 import warnings
@@ -18,7 +20,15 @@ from ecgscale.errors import StudyError
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-__all__ = ["check_name", "create_or_load_study", "default_storage_url", "open_storage", "redact_url", "study_dir"]
+__all__ = [
+    "check_name",
+    "create_or_load_study",
+    "default_storage_url",
+    "open_storage",
+    "redact_url",
+    "storage_disk_error",
+    "study_dir",
+]
 
 _CREATE_ATTEMPTS = 5
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -52,8 +62,13 @@ def open_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     max_retry: int | None = 2,
+    read_only: bool = False,
 ) -> optuna.storages.RDBStorage:
     """Connect (and create the tables) now, so a bad URL fails before any trial starts.
+
+    An SQLite study whose folder cannot be written (a read-only disk) is opened immutable when ``read_only``
+    (the caller only reads: SQLite cannot open a WAL-mode file there otherwise), and refused with an ``OSError``
+    naming the file when not (a writer would fail at its first write, after the set-up).
 
     With ``heartbeat_interval`` each running trial writes a heartbeat; a trial silent for ``grace_period``
     seconds (default 2 × interval) is marked FAILED by the next worker that starts a trial, and re-queued
@@ -75,7 +90,13 @@ def open_storage(
         # Several local worker processes may share one file: wait for the lock instead of failing at once.
         engine_kwargs["connect_args"] = {"timeout": 60}
         path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
+        if path and path != ":memory:" and Path(path).is_file() and not os.access(Path(path).parent, os.W_OK):
+            if read_only:
+                url = f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
+            else:
+                code = errno.EROFS if os.statvfs(Path(path).parent).f_flag & os.ST_RDONLY else errno.EACCES
+                raise OSError(code, os.strerror(code), path)
+        elif path and path != ":memory:":
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -195,3 +216,43 @@ def _short(value: object, limit: int = 160) -> str:
 
     text = json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def storage_disk_error(exc: BaseException, url: str) -> OSError | None:
+    """``exc`` as an ``OSError`` naming the study's file when the storage write failed for lack of disk, else ``None``.
+
+    Why: a full or read-only disk under an SQLite study surfaces as ``sqlalchemy.exc.OperationalError``
+    ("database or disk is full", "attempt to write a readonly database"), often wrapped by optuna in a
+    ``StorageInternalError`` or hidden behind a later ``AssertionError``; none is an ``OSError``, so the CLI would
+    print a traceback. The whole exception chain (``__cause__``/``__context__``) is searched; an ``OSError`` with
+    a disk errno found there is returned as is. The file named is the ``.db`` file (``url`` redacted otherwise).
+    """
+    import errno
+    import os
+    import sqlite3
+
+    from ecgscale.fileio import DISK_ERRNOS
+
+    where = url.split(":///", 1)[1] if url.startswith("sqlite:///") else redact_url(url)
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+            return e
+        text = str(e).lower()
+        if isinstance(e, sqlite3.OperationalError) or type(e).__name__ in ("OperationalError", "StorageInternalError"):
+            code = (
+                errno.ENOSPC
+                if "database or disk is full" in text
+                else errno.EROFS
+                if "readonly database" in text
+                else None
+            )
+            if code is not None:
+                return OSError(code, os.strerror(code), where)
+        stack.extend((e.__cause__, e.__context__))
+    return None

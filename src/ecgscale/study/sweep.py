@@ -16,6 +16,7 @@ database. The pieces:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -34,6 +35,7 @@ from ecgscale.study.storage import (
     default_storage_url,
     open_storage,
     redact_url,
+    storage_disk_error,
     study_dir,
 )
 
@@ -118,11 +120,15 @@ def _grid_state(study: Any, space: dict[str, list[Any]]) -> tuple[set[int], set[
     return started, complete, running, waiting
 
 
-def _retry_failed_points(study: Any, space: dict[str, list[Any]], *, only_interrupted: bool) -> int:
-    """Queue again grid points whose trials all FAILED; returns the count.
+def _retry_failed_points(
+    study: Any, space: dict[str, list[Any]], *, only_interrupted: bool, skip: set[int] | None = None
+) -> set[int]:
+    """Queue again grid points whose trials all FAILED (grid ids in ``skip`` excepted); returns their grid ids.
 
-    Interrupted trials (Ctrl-C) are always queued again, so re-running the command resumes them; trials that
-    raised are queued again only on request (``retry_failed``), after the cause was fixed.
+    Interrupted trials (Ctrl-C) and killed ones (FAILED by the heartbeat, so with no ``error``: kill -9, OOM, a
+    lost machine) are always queued again, so re-running the command resumes them even after the storage's
+    retry callback has given up on them (``max_retry`` kills of the same point); trials that raised are queued
+    again only on request (``retry_failed``), after the cause was fixed.
     """
     import optuna
     from optuna.trial import TrialState
@@ -132,10 +138,12 @@ def _retry_failed_points(study: Any, space: dict[str, list[Any]], *, only_interr
         sa = t.system_attrs
         if "grid_id" in sa and sa.get("search_space") == space:
             by_gid.setdefault(int(sa["grid_id"]), []).append(t)
-    n = 0
-    for trials in by_gid.values():
+    queued: set[int] = set()
+    for gid, trials in by_gid.items():
+        if gid in (skip or ()):
+            continue
         if all(t.state == TrialState.FAIL for t in trials) and (
-            not only_interrupted or any(t.user_attrs.get("interrupted") for t in trials)
+            not only_interrupted or any(t.user_attrs.get("interrupted") or "error" not in t.user_attrs for t in trials)
         ):
             last = max(trials, key=lambda t: t.number)
             system_attrs = {k: v for k, v in last.system_attrs.items() if k in ("grid_id", "search_space")}
@@ -148,8 +156,8 @@ def _retry_failed_points(study: Any, space: dict[str, list[Any]], *, only_interr
                     system_attrs=system_attrs,
                 )
             )
-            n += 1
-    return n
+            queued.add(gid)
+    return queued
 
 
 def _duplicate_of(study: Any, number: int, trials: list[Any] | None = None) -> int | None:
@@ -173,6 +181,43 @@ def _duplicate_of(study: Any, number: int, trials: list[Any] | None = None) -> i
         if t.state == TrialState.COMPLETE or (t.state == TrialState.RUNNING and t.number < number):
             return t.number
     return None
+
+
+def _fail_silent_trials(study: Any, grace_period: float) -> None:
+    """FAIL (and re-queue) RUNNING trials that never recorded a heartbeat, ``grace_period`` s after they started.
+
+    Why: optuna's ``fail_stale_trials`` skips trials without a heartbeat row, so a worker that died, or whose
+    disk filled, between creating a trial and its first heartbeat left it RUNNING forever, and a resumed sweep
+    waited for it forever.
+    """
+    import copy
+    import datetime
+
+    import optuna
+    import sqlalchemy
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_period)
+    old = {
+        t._trial_id
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.datetime_start is not None and t.datetime_start < cutoff
+    }
+    if not old:
+        return
+    with backend.engine.connect() as conn:
+        beating = {row[0] for row in conn.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
+    callback = storage.get_failed_trial_callback()
+    for trial_id in sorted(old - beating):
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL) and callback is not None:
+                callback(study, copy.deepcopy(storage.get_trial(trial_id)))
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+            pass
 
 
 def _trial_dir(study: Any, number: int, root: Path, trials: list[Any] | None = None) -> Path:
@@ -232,9 +277,9 @@ def run_sweep(
     study = create_or_load_study(
         settings.name, storage, attrs=attrs, sampler=sampler, pruner=optuna.pruners.NopPruner(), shown_url=shown
     )
-    n = _retry_failed_points(study, space, only_interrupted=not settings.retry_failed)
-    if n:
-        log.info("queued %d failed or interrupted grid point(s) again", n)
+    requeued = _retry_failed_points(study, space, only_interrupted=not settings.retry_failed)
+    if requeued:
+        log.info("queued %d failed or interrupted grid point(s) again", len(requeued))
 
     worker = f"{socket.gethostname()}:{os.getpid()}"
     ran: list[int] = []
@@ -269,6 +314,8 @@ def run_sweep(
             trial.set_user_attr("interrupted", True)
             raise
         except Exception as exc:
+            if storage_disk_error(exc, url) is not None:  # not this point's fault: no `error`, see guarded()
+                raise
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
             failed.append(trial.number)
             consecutive["n"] += 1
@@ -279,6 +326,15 @@ def run_sweep(
             trial.set_user_attr(k, v)
         ran.append(trial.number)
         return float(outcome.value)
+
+    def guarded(trial: optuna.Trial) -> float:
+        try:
+            return objective(trial)
+        except Exception as exc:
+            disk = storage_disk_error(exc, url)
+            if disk is None:
+                raise
+            raise _StopWorker(disk, trial) from exc
 
     deadline = None if settings.timeout is None else t_start + settings.timeout
     stopped_by_timeout = False
@@ -293,7 +349,11 @@ def run_sweep(
             if len(started) < len(grid) or waiting:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+                    try:
+                        study.optimize(guarded, n_trials=1, catch=(Exception,), gc_after_trial=False)
+                    except _StopWorker as stop:
+                        stop.record(study)
+                        raise stop.error from None
                 if consecutive["n"] >= MAX_CONSECUTIVE_FAILURES:
                     raise StudyError(
                         f"{consecutive['n']} trials in a row failed in this worker; last error: {consecutive['last']}"
@@ -305,7 +365,16 @@ def run_sweep(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)
+                _fail_silent_trials(study, settings.grace_period or 2 * settings.heartbeat_interval)
                 time.sleep(settings.poll_seconds)
+                continue
+            # Points whose killed trials the retry callback gave up on while this worker ran: once more each.
+            # (A worker killed before its trial drew a point leaves a RUNNING trial outside the grid: failed here.)
+            _fail_silent_trials(study, settings.grace_period or 2 * settings.heartbeat_interval)
+            again = _retry_failed_points(study, space, only_interrupted=True, skip=requeued)
+            if again:
+                log.info("queued %d killed grid point(s) again", len(again))
+                requeued |= again
                 continue
             break
     finally:
@@ -322,6 +391,29 @@ def run_sweep(
         time.monotonic() - t_start,
         stopped_by_timeout,
     )
+
+
+class _StopWorker(BaseException):  # a control-flow signal, like KeyboardInterrupt
+    """A full or read-only disk under a trial (its run directory or the study's storage): stop this worker.
+
+    Why a ``BaseException``: it passes optuna's ``catch=(Exception,)`` and its failure log (a traceback per
+    trial), and every next trial would fail the same way. The CLI prints ``error`` as one line; the trial is
+    recorded FAILED and ``interrupted`` when the storage still takes writes, so re-running the command after
+    freeing space runs its grid point again (if it cannot be recorded, it stays RUNNING until the heartbeat's
+    grace period marks it failed and re-queues it).
+    """
+
+    def __init__(self, error: OSError, trial: Any):
+        super().__init__(str(error))
+        self.error = error
+        self.trial = trial
+
+    def record(self, study: Any) -> None:
+        from optuna.trial import TrialState
+
+        with contextlib.suppress(Exception):  # the storage may sit on the same full disk
+            self.trial.set_user_attr("interrupted", True)
+            study.tell(self.trial, state=TrialState.FAIL)
 
 
 class _Progress:

@@ -27,7 +27,7 @@ import numpy as np
 
 from ecgscale.data.labels import TIANCHI_NAME_MAP, cinc2021_scored
 from ecgscale.errors import ConfigError
-from ecgscale.fileio import write_json_atomic
+from ecgscale.fileio import as_disk_error, write_json_atomic
 from ecgscale.synth.record import synth_record
 from ecgscale.synth.sources import MAX_FS, MIN_FS, SourceProfile, resolve_sources
 
@@ -278,8 +278,11 @@ def generate(
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        disk = as_disk_error(exc, out) if isinstance(exc, Exception) else None
+        if disk is not None and disk is not exc:  # a record file's ENOSPC names the temp tree, or nothing
+            raise disk from exc
         raise
     log.debug("wrote %d synthetic records to %s in %.1f s (%.0f records/s)", n, out, seconds, n / seconds)
     return summary

@@ -9,7 +9,9 @@ A run directory holds
   and the JSON train state: epoch, step, history, scheduler and scaler state, in the safetensors metadata),
   so a kill at any moment leaves either the previous or the new state, never a mix;
 - ``train_state.json``: a readable copy of that train state;
-- ``metrics.jsonl`` / ``metrics.csv``: one row per epoch.
+- ``metrics.jsonl`` / ``metrics.csv``: one row per epoch;
+- ``.ecgscale.lock`` (+ ``.json``): the writer lock of a training process, held for its whole run, so a second
+  ``ecgscale train`` into the same directory is refused (``ecgscale.fileio.writer_lock``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import functools
 import json
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "LAST_FILE",
+    "LOCK_FILE",
     "MODEL_FILE",
     "STATE_FILE",
     "LoadedRun",
@@ -43,6 +47,7 @@ __all__ = [
     "load_run",
     "load_weights",
     "read_run_config",
+    "remove_partial_writes",
     "save_resume_state",
     "save_weights",
 ]
@@ -55,6 +60,7 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 LAST_FILE = "last.safetensors"
 STATE_FILE = "train_state.json"
+LOCK_FILE = ".ecgscale.lock"
 
 
 def _meta(kind: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -144,6 +150,29 @@ def load_resume_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Ten
     return model_state, {"state": opt, "param_groups": groups}, state
 
 
+# ``ecgscale.fileio.atomic_path``'s temporary files: ``.<final name>.<8 random chars>[suffix].tmp``.
+_PARTIAL = re.compile(r"^\.(?P<final>.+)\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?\.tmp$")
+
+
+def remove_partial_writes(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files of atomic writes interrupted in ``run_dir``; returns what was removed.
+
+    Why: a process killed inside an atomic write leaves its temporary file behind (the final name is never
+    touched). Nothing reads it, but a run killed and resumed many times would pile up copies of the resume
+    checkpoint. Call it only while holding the run directory's lock, so no live writer owns such a file.
+    """
+    removed = []
+    for path in Path(run_dir).iterdir():
+        if _PARTIAL.match(path.name) and path.is_file():
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+            log.info("removed %s, left by an interrupted write", path)
+    return removed
+
+
 @functools.cache
 def git_sha() -> str | None:
     """The commit of the ecgscale source tree, if it is a git checkout (else ``None``); asked once per process."""
@@ -221,7 +250,15 @@ def load_run(run_dir: str | os.PathLike[str], *, weights: str = MODEL_FILE) -> L
         model = build_model_from_config(cfg["model"])
     except Exception as exc:
         raise CheckpointError(f"{run / CONFIG_FILE}: cannot rebuild the model from 'model' ({exc})") from exc
-    state, _meta = load_weights(run / weights)
+    state, meta = load_weights(run / weights)
+    saved_epoch, best_epoch = meta.get("epoch"), cfg.get("best_epoch")
+    if weights == MODEL_FILE and saved_epoch is not None and "best_epoch" in cfg and str(best_epoch) != saved_epoch:
+        # The best weights are written just before config.json: a kill between the two leaves weights of a newer
+        # epoch beside the thresholds of the older best one. Predicting with that mix would be silently wrong.
+        raise CheckpointError(
+            f"{run / weights}: holds the weights of epoch {saved_epoch} but {run / CONFIG_FILE} describes best "
+            f"epoch {best_epoch} (the run was stopped while saving); finish it with `ecgscale train --resume`"
+        )
     if weights == LAST_FILE:
         state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     result = model.load_state_dict(state, strict=False)

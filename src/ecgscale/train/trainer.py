@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from scipy.special import expit
 from torch import nn
 
 from ecgscale.errors import CheckpointError, ConfigError, EcgscaleError
-from ecgscale.fileio import csv_text, write_json_atomic, write_text_atomic
+from ecgscale.fileio import csv_text, write_json_atomic, write_text_atomic, writer_lock
 from ecgscale.train import checkpoint as ckpt
 from ecgscale.train.config import TrainConfig
 from ecgscale.train.data import BatchSource, DatasetSource, as_source, crop_positions, epoch_order
@@ -373,10 +374,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ main loop
     def fit(self, *, resume: bool = False) -> TrainResult:
-        """Train until the last epoch, early stopping or the time budget; see the module docstring."""
+        """Train until the last epoch, early stopping or the time budget; see the module docstring.
+
+        The run directory is locked for the whole fit (``ckpt.LOCK_FILE``): a second process training (or
+        resuming) into the same directory is refused at once with a ``ConfigError`` naming the first.
+        """
         cfg = self.config
-        with _deterministic(cfg.deterministic):
+        with self._run_dir_lock(), _deterministic(cfg.deterministic):
             return self._fit(cfg, resume)
+
+    @contextlib.contextmanager
+    def _run_dir_lock(self) -> Iterator[None]:
+        if self.out_dir is None or not self.dist.is_main:  # DDP: rank 0 owns the files
+            yield
+            return
+        out = self.out_dir
+        created = not out.exists()
+        lock = out / ckpt.LOCK_FILE
+        try:
+            with writer_lock(
+                lock, guards=out, action="ecgscale train", hint="wait for it to finish or choose another --out"
+            ):
+                yield
+        except BaseException:
+            # A run refused before it wrote anything leaves no empty directory behind.
+            if created and out.is_dir() and {p.name for p in out.iterdir()} <= {lock.name, lock.name + ".json"}:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
 
     def _fit(self, cfg: TrainConfig, resume: bool) -> TrainResult:
         t_start = time.perf_counter()
@@ -384,6 +408,8 @@ class Trainer:
         device = resolve_device(cfg.device, dist)
         precision, amp_dtype, use_scaler = resolve_precision(cfg.precision, device)
         self._check_out_dir(resume)
+        if self.out_dir is not None and dist.is_main and self.out_dir.is_dir():
+            ckpt.remove_partial_writes(self.out_dir)  # a killed predecessor's temp files (fit holds the dir's lock)
         self.model.to(device)
         self._check_inputs(device)
         self._git_sha = ckpt.git_sha() if dist.is_main and self.out_dir is not None else None
@@ -439,6 +465,11 @@ class Trainer:
                 state = loaded
                 if state["status"] == "finished":
                     log.info("run in %s is already finished; nothing to resume", self.out_dir)
+                    if self.out_dir is not None and dist.is_main:
+                        # The files written after the final resume state (state copy, metrics) lag it if the run
+                        # was killed between them; they are derived from it, so rewrite them.
+                        write_json_atomic(self.out_dir / ckpt.STATE_FILE, self._with_sched(state, scheduler, scaler))
+                        self._write_metrics(state["history"])
                     return self._result(state, precision, device)
         elapsed_before = float(state["elapsed_seconds"])
 
