@@ -21,12 +21,19 @@ __all__ = [
     "one_line_error",
     "synth_tree",
     "tiny_cache",
+    "train_args",
     "wait_for",
 ]
 
 T = TypeVar("T")
 # 100 Hz x 5 s windows, 10 s stored: a cache of 60 records is ~1.4 MB and trains in seconds.
 CACHE_ARGS = ("--fs", "100", "--window", "5", "--max-store", "10", "--no-progress")
+
+
+def train_args(epochs: int, *extra: str) -> tuple[str, ...]:
+    """``ecgscale train`` options of a tiny deterministic run (D1-C8-K3, CPU fp32): seconds per epoch."""
+    return ("-D", "1", "-C", "8", "-K", "3", "--epochs", str(epochs), "--batch-size", "16", "--precision", "fp32",
+            "--device", "cpu", "--no-progress", *extra)  # fmt: skip
 
 
 def synth_tree(folder: Path, *, n: int = 60, seed: int = 0) -> Path:

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from reliability.common import FaultResult, run_ecgscale
-from reliability.faults._setup import CACHE_ARGS, Child, fingerprint, one_line_error, synth_tree, tiny_cache, wait_for
+from reliability.faults._setup import (
+    CACHE_ARGS,
+    Child,
+    fingerprint,
+    one_line_error,
+    synth_tree,
+    tiny_cache,
+    train_args,
+    wait_for,
+)
 
 __all__ = [
     "prepare_killed_lock_released",
@@ -131,23 +140,7 @@ def prepare_killed_lock_released(workdir: Path, *, iterations: int, seed: int) -
     return result
 
 
-TRAIN_ARGS = (
-    "-D",
-    "1",
-    "-C",
-    "8",
-    "-K",
-    "3",
-    "--epochs",
-    "3",
-    "--batch-size",
-    "16",
-    "--precision",
-    "fp32",
-    "--device",
-    "cpu",
-    "--no-progress",
-)
+TRAIN_ARGS = train_args(3)
 
 
 def train_twice_same_run_dir(workdir: Path, *, iterations: int, seed: int) -> FaultResult:

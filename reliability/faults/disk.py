@@ -20,6 +20,7 @@ from reliability.faults._setup import (
     one_line_error,
     synth_tree,
     tiny_cache,
+    train_args,
     wait_for,
 )
 from reliability.faults.tmpfs import fill, remount, tmpfs
@@ -128,25 +129,7 @@ def prepare_read_only(workdir: Path, *, iterations: int, seed: int) -> FaultResu
     return result
 
 
-TRAIN_ARGS = (
-    "-D",
-    "1",
-    "-C",
-    "8",
-    "-K",
-    "3",
-    "--epochs",
-    "4",
-    "--patience",
-    "0",
-    "--batch-size",
-    "16",
-    "--precision",
-    "fp32",
-    "--device",
-    "cpu",
-    "--no-progress",
-)
+TRAIN_ARGS = train_args(4, "--patience", "0")
 
 
 def _history(run: Path) -> list[dict]:
@@ -467,9 +450,7 @@ def export_predict_read_only(workdir: Path, *, iterations: int, seed: int) -> Fa
     if run_ecgscale("prepare", src, "--out", cache, *CACHE_ARGS, timeout=300).returncode != 0:
         raise RuntimeError("set-up prepare failed")
     run = workdir / "run"
-    epochs = TRAIN_ARGS.index("--epochs") + 1
-    train_args = [*TRAIN_ARGS[:epochs], "1", *TRAIN_ARGS[epochs + 1 :]]  # one epoch is enough to have a model
-    done = run_ecgscale("train", "--cache", cache, "--out", run, *train_args, timeout=600)
+    done = run_ecgscale("train", "--cache", cache, "--out", run, *train_args(1), timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"set-up training failed: {done.stderr[-500:]}")
     before = fingerprint(run)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 from pathlib import Path
 
 import optuna
@@ -54,6 +56,30 @@ def test_search_with_pruning_runs_and_tops_up(tmp_path: Path) -> None:
     # same seed and budget: nothing more to run
     again = run_search(settings, runner=SurrogateRunner(), data={"d": 1})
     assert len(st.trials) == 8 and again.best_trial == s.best_trial
+
+
+def test_killed_trials_do_not_spend_the_budget_but_errors_do(tmp_path: Path) -> None:
+    """A trial failed by the heartbeat (its worker was killed: FAIL, no error) is not counted; one that raised is."""
+    settings = SearchSettings(
+        name="k", space=narrow_space(), n_trials=2, seed=3, train={"epochs": 2}, studies_dir=tmp_path
+    )
+    run_search(settings, runner=SurrogateRunner(), data={"d": 1})
+    st = optuna.load_study(study_name="k", storage=f"sqlite:///{tmp_path / 'k' / 'study.db'}")
+    st.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))  # what a killed worker leaves
+
+    calls = {"n": 0}
+
+    def flaky(config, trial_dir, report):  # the first trial of the resumed search raises
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("out of memory")
+        return SurrogateRunner()(config, trial_dir, report)
+
+    s = run_search(dataclasses.replace(settings, n_trials=5), runner=flaky, data={"d": 1})
+    states = collections.Counter(t.state for t in st.get_trials())
+    # 2 finished before + 1 error + 2 more finished = 5 spent; the killed trial came on top.
+    assert s.n_complete + s.n_pruned == 4 and states[optuna.trial.TrialState.FAIL] == 2, states
+    assert calls["n"] == 3
 
 
 def test_space_files_and_their_errors(tmp_path: Path) -> None:

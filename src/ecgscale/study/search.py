@@ -156,24 +156,45 @@ def run_search(
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation {value:.4f})")
 
-        outcome = runner(config, trial_dir, report)
+        try:
+            outcome = runner(config, trial_dir, report)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:  # a real failure spends budget; a killed worker's trial (no error) does not
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+            raise
         for k, v in outcome.user_attrs().items():
             trial.set_user_attr(k, v)
         return float(outcome.value)
 
-    done = len(study.get_trials(deepcopy=False, states=_finished_states()))
-    remaining = settings.n_trials - done
+    def stop_when_spent(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if budget_spent(study) >= settings.n_trials:  # other workers may share the study
+            study.stop()
+
+    remaining = settings.n_trials - budget_spent(study)
     if remaining > 0:
-        # MaxTrialsCallback keeps the budget when other workers share the study.
-        budget = optuna.study.MaxTrialsCallback(settings.n_trials, states=_finished_states())
-        study.optimize(objective, n_trials=remaining, catch=(Exception,), gc_after_trial=False, callbacks=[budget])
+        study.optimize(
+            objective, n_trials=remaining, catch=(Exception,), gc_after_trial=False, callbacks=[stop_when_spent]
+        )
     return _summary(study, settings, metric, time.monotonic() - t0)
 
 
-def _finished_states() -> tuple[Any, ...]:
+def budget_spent(study: Any) -> int:
+    """How many trials count against a search's budget (see :func:`_spends_budget`)."""
+    return sum(_spends_budget(t) for t in study.get_trials(deepcopy=False))
+
+
+def _spends_budget(trial: Any) -> bool:
+    """Finished trials and failures that raised an error spend budget; a killed worker's trial does not.
+
+    Why not every FAIL: a trial whose worker was killed is failed by the heartbeat and re-queued; counting it
+    too would leave a killed-and-resumed search one completed trial short of what was asked.
+    """
     from optuna.trial import TrialState
 
-    return (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+        trial.state == TrialState.FAIL and "error" in trial.user_attrs
+    )
 
 
 def _summary(study: Any, settings: SearchSettings, metric: str, seconds: float) -> SearchSummary:
@@ -204,10 +225,10 @@ def _summary(study: Any, settings: SearchSettings, metric: str, seconds: float) 
 
 
 def best_so_far(study: Any, n_trials: int | None = None) -> np.ndarray:
-    """Best validation value after each finished trial, in trial order (pruned/failed trials use up budget)."""
+    """Best validation value after each trial that spent budget, in trial order (pruned/failed ones included)."""
     from optuna.trial import TrialState
 
-    trials = sorted(study.get_trials(deepcopy=False, states=_finished_states()), key=lambda t: t.number)
+    trials = sorted((t for t in study.get_trials(deepcopy=False) if _spends_budget(t)), key=lambda t: t.number)
     if n_trials is not None:
         trials = trials[:n_trials]
     best, out = -np.inf, []
