@@ -7,6 +7,7 @@ allowed error), then runs the coverage-guided fuzzer for ``iterations`` seconds 
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from functools import partial
@@ -41,11 +42,16 @@ def fuzz_scenario(workdir: Path, *, iterations: int, seed: int, target: str) -> 
     )
     start = time.monotonic()
     replayed = [*corpus_files(target), *crasher_files(target)]
-    for path in replayed:
-        try:
-            run_target(target, path.read_bytes())
-        except Exception as exc:  # any escape is a violated invariant: record it, go on
-            result.failures.append(f"{path.name}: {type(exc).__name__}: {exc} :: {traceback.format_exc(limit=-2)}")
+    logging.disable(logging.WARNING)  # hostile inputs are meant to be refused: their skip warnings are noise here
+    try:
+        for path in replayed:
+            try:
+                run_target(target, path.read_bytes())
+            except Exception as exc:  # any escape is a violated invariant: record it, go on
+                trace = traceback.format_exc(limit=-2)
+                result.failures.append(f"{path.name}: {type(exc).__name__}: {exc} :: {trace}")
+    finally:
+        logging.disable(logging.NOTSET)
     run = run_atheris(target, int(iterations), Path(workdir) / target, seed=seed)
     result.runs = run.executions + len(replayed)
     rate = run.executions / max(iterations, 1)

@@ -378,13 +378,41 @@ def _iter_prepared(
                     yield ok, result
                     del result
                     sem.release()  # only now may a worker reuse this result's slot
-            finally:
-                # Unblock the task thread before Pool.__exit__ terminates (it joins that thread).
+            except KeyboardInterrupt:
                 stop.set()
                 sem.release(limit + 1)
+                raise  # Ctrl-C reached the workers too: Pool.__exit__ terminates them at once
+            except BaseException:
+                # The consumer stopped early (a full disk, an error, an abandoned iterator): let the task thread
+                # finish and the workers drain their few queued records before Pool.__exit__ terminates them.
+                stop.set()
+                sem.release(limit + 1)
+                _close_and_join(pool, timeout=_POOL_DRAIN_S)
+                raise
+            stop.set()
+            sem.release(limit + 1)
     finally:
         if slots is not None:
             slots.close()
+
+
+_POOL_DRAIN_S = 30.0
+
+
+def _close_and_join(pool: Any, *, timeout: float) -> None:
+    """``pool.close(); pool.join()`` bounded by ``timeout`` (a stuck worker is then left to ``terminate``).
+
+    Why: ``Pool.terminate`` SIGTERMs workers; one killed while sending a result holds the result queue's write
+    lock forever, and the pool's task thread, if still running, then blocks on that lock and ``terminate``
+    waits for it forever (seen as a hung ``prepare`` on a full disk). Once the task thread has finished and the
+    workers have exited, ``terminate`` has nothing left to kill.
+    """
+    pool.close()
+    joiner = threading.Thread(target=pool.join, name="ecgscale-pool-join", daemon=True)
+    joiner.start()
+    joiner.join(timeout)
+    if joiner.is_alive():
+        log.warning("worker processes did not finish within %.0f s; terminating them", timeout)
 
 
 def _append_block(fh: Any, x: np.ndarray) -> None:

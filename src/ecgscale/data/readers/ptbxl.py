@@ -100,9 +100,10 @@ def find_ptbxl_root(path: Path, *, levels: int = 4) -> Path | None:
 
 
 def _int_or_none(text: str) -> int | None:
+    """An integer cell (``"17"``, ``"17.0"``), or ``None`` for anything else (empty, ``nan``, ``inf``, words)."""
     try:
         return int(float(text))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: "inf" / "1e999" (found by fuzzing)
         return None
 
 
