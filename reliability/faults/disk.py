@@ -146,9 +146,7 @@ def train_disk_full_midrun(workdir: Path, *, iterations: int, seed: int) -> Faul
     from ecgscale.train.checkpoint import LAST_FILE, load_resume_state, load_run
 
     src = synth_tree(workdir / "src", n=60, seed=seed)
-    cache = workdir / "cache"
-    if run_ecgscale("prepare", src, "--out", cache, *CACHE_ARGS, timeout=300).returncode != 0:
-        raise RuntimeError("set-up prepare failed")
+    cache = tiny_cache(src, workdir / "cache")
     ref = workdir / "ref"
     done = run_ecgscale("train", "--cache", cache, "--out", ref, *TRAIN_ARGS, timeout=600)
     if done.returncode != 0:
@@ -446,9 +444,7 @@ def synth_disk_full(workdir: Path, *, iterations: int, seed: int) -> FaultResult
 def export_predict_read_only(workdir: Path, *, iterations: int, seed: int) -> FaultResult:
     """``export`` and ``predict --out`` into a read-only folder: one line each; the run directory untouched."""
     src = synth_tree(workdir / "src", n=60, seed=seed)
-    cache = workdir / "cache"
-    if run_ecgscale("prepare", src, "--out", cache, *CACHE_ARGS, timeout=300).returncode != 0:
-        raise RuntimeError("set-up prepare failed")
+    cache = tiny_cache(src, workdir / "cache")
     run = workdir / "run"
     done = run_ecgscale("train", "--cache", cache, "--out", run, *train_args(1), timeout=600)
     if done.returncode != 0:
