@@ -37,6 +37,9 @@ def test_disk_errors_name_the_file() -> None:
     line = disk_error_message(OSError(errno.ENOSPC, "No space left on device", str(target)))
     assert line is not None and line.startswith(f"cannot write {target}: No space left on device; free some space")
     assert disk_error_message(OSError(errno.ENOENT, "No such file", "x")) is None
+    # a permission error can come from a read (a data folder the user may not list): no "cannot write" there
+    denied = disk_error_message(PermissionError(errno.EACCES, "Permission denied", "/data/in"))
+    assert denied is not None and denied.startswith("cannot access /data/in: Permission denied; check its permissions")
 
 
 @pytest.mark.root

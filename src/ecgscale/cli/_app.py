@@ -44,9 +44,10 @@ _DISK_HINTS = {
     errno.EDQUOT: "your disk quota is used up; free some space and run the same command again",
     errno.EFBIG: "the file is larger than this filesystem allows; choose another output folder",
     errno.EROFS: "choose an output folder on a writable disk",
-    errno.EACCES: "choose an output folder you may write to, or fix its permissions",
-    errno.EPERM: "choose an output folder you may write to, or fix its permissions",
+    errno.EACCES: "check its permissions (or choose another output folder)",
+    errno.EPERM: "check its permissions (or choose another output folder)",
 }
+_WRITE_ONLY = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})  # "cannot write"; else "cannot access"
 
 
 def disk_error_message(exc: BaseException) -> str | None:
@@ -59,5 +60,6 @@ def disk_error_message(exc: BaseException) -> str | None:
     if not isinstance(exc, OSError) or exc.errno not in _DISK_HINTS:
         return None
     reason = exc.strerror or os.strerror(exc.errno)
-    where = f"cannot write {os.fsdecode(exc.filename)}: " if exc.filename is not None else "cannot write: "
+    verb = "cannot write" if exc.errno in _WRITE_ONLY else "cannot access"  # a permission error may be a read
+    where = f"{verb} {os.fsdecode(exc.filename)}: " if exc.filename is not None else f"{verb}: "
     return f"{where}{reason}; {_DISK_HINTS[exc.errno]}"
