@@ -518,6 +518,33 @@ def _summary_from_info(out: Path, info: Mapping[str, Any], status: str, seconds:
     )
 
 
+@contextlib.contextmanager
+def _cache_lock(out: Path, *, rebuild: bool) -> Iterator[None]:
+    """The writer lock of cache ``out`` for one ``build_cache`` (see there)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            if not out.parent.is_dir():
+                out.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(
+                writer_lock(
+                    _lock_file(out),
+                    guards=out,
+                    action="ecgscale prepare",
+                    hint="wait for it to finish or choose another --out",
+                )
+            )
+        except OSError as exc:
+            # A folder nobody can write (read-only disk, no permission) cannot be written by another prepare
+            # either: checking an existing cache there needs no lock, and any write still fails, naming the file.
+            if (
+                rebuild
+                or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM)
+                or not (out / "cache.json").is_file()
+            ):
+                raise
+        yield
+
+
 def build_cache(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -544,155 +571,107 @@ def build_cache(
     cache in a folder this process cannot write (read-only disk) is still reported up to date when it is.
     """
     out = Path(out)
-    with contextlib.ExitStack() as stack:
-        try:
-            if not out.parent.is_dir():
-                out.parent.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(
-                writer_lock(
-                    _lock_file(out),
-                    guards=out,
-                    action="ecgscale prepare",
-                    hint="wait for it to finish or choose another --out",
+    with _cache_lock(out, rebuild=rebuild):
+        t0 = time.perf_counter()
+        config = config or PreprocessConfig()
+        split = split or SplitConfig()
+        src = _as_paths(paths)
+        label_spec = _label_spec(labels)
+        if ptbxl_fs not in (100, 500):
+            why = "is not allowed (PTB-XL has 100 and 500 Hz records)"
+            raise ConfigError(f"ptbxl_fs {ptbxl_fs!r} {why}", key="ptbxl_fs")
+        params = _build_params(config, label_spec, src, ptbxl_fs)
+        params_hash = _params_hash(params)
+
+        if out.parent.is_dir():
+            _remove_stale_temps(out)
+        existing: dict[str, Any] | None = None
+        if out.exists():
+            info_path = out / "cache.json"
+            if info_path.is_file():
+                try:
+                    existing = read_json(info_path)
+                except (OSError, ValueError) as exc:
+                    if not rebuild:
+                        raise ConfigError(
+                            f"{info_path} is unreadable ({exc}); pass --rebuild to replace the cache"
+                        ) from exc
+            elif out.is_file() or any(out.iterdir()):
+                raise ConfigError(f"{out} exists and is not an ecgscale cache (no cache.json); choose another --out")
+        if existing is not None and not rebuild:
+            if existing.get("params_hash") != params_hash:
+                why = _describe_mismatch(existing, params, config)
+                raise ConfigError(
+                    f"{out}: the existing cache was built with other parameters ({why});"
+                    " pass --rebuild (rebuild=True) to replace it, or choose another --out",
+                    key="cache",
                 )
-            )
-        except OSError as exc:
-            # A folder nobody can write (read-only disk, no permission) cannot be written by another prepare
-            # either: checking an existing cache there needs no lock, and any write still fails, naming the file.
-            if (
-                rebuild
-                or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM)
-                or not (out / "cache.json").is_file()
-            ):
-                raise
-        return _build_cache_locked(
-            paths,
-            out,
-            config=config,
-            labels=labels,
-            split=split,
-            workers=workers,
-            progress=progress,
-            rebuild=rebuild,
-            chunksize=chunksize,
-            ptbxl_fs=ptbxl_fs,
-        )
+            if existing.get("split") != split.to_dict():
+                EcgCache(out).resplit(split)
+                info = read_json(out / "cache.json")
+                log.info("%s: cache up to date; split recomputed (%s)", out, split.method)
+                return _summary_from_info(out, info, "resplit", time.perf_counter() - t0)
+            EcgCache(out)  # a damaged cache is an error (asking for --rebuild), never "up to date"
+            log.debug("%s: cache up to date", out)
+            return _summary_from_info(out, existing, "up_to_date", time.perf_counter() - t0)
 
+        from ecgscale.data.readers import discover
 
-def _build_cache_locked(
-    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-    out: str | os.PathLike[str],
-    *,
-    config: PreprocessConfig | None = None,
-    labels: str | LabelSpace = "auto",
-    split: SplitConfig | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-    rebuild: bool = False,
-    chunksize: int | None = None,
-    ptbxl_fs: int = 500,
-) -> CacheSummary:
-    """``build_cache`` with the writer lock held (see there)."""
-    t0 = time.perf_counter()
-    config = config or PreprocessConfig()
-    split = split or SplitConfig()
-    out = Path(out)
-    src = _as_paths(paths)
-    label_spec = _label_spec(labels)
-    if ptbxl_fs not in (100, 500):
-        raise ConfigError(f"ptbxl_fs {ptbxl_fs!r} is not allowed (PTB-XL has 100 and 500 Hz records)", key="ptbxl_fs")
-    params = _build_params(config, label_spec, src, ptbxl_fs)
-    params_hash = _params_hash(params)
-
-    if out.parent.is_dir():
-        _remove_stale_temps(out)
-    existing: dict[str, Any] | None = None
-    if out.exists():
-        info_path = out / "cache.json"
-        if info_path.is_file():
-            try:
-                existing = read_json(info_path)
-            except (OSError, ValueError) as exc:
-                if not rebuild:
-                    raise ConfigError(
-                        f"{info_path} is unreadable ({exc}); pass --rebuild to replace the cache"
-                    ) from exc
-        elif out.is_file() or any(out.iterdir()):
-            raise ConfigError(f"{out} exists and is not an ecgscale cache (no cache.json); choose another --out")
-    if existing is not None and not rebuild:
-        if existing.get("params_hash") != params_hash:
-            why = _describe_mismatch(existing, params, config)
+        with _spinner(progress, f"finding records in {', '.join(map(str, src))}"):
+            discovery = discover(src, ptbxl_fs=ptbxl_fs)
+        refs = list(discovery.refs)
+        skips: list[SkippedRecord] = []
+        for s in discovery.skipped:
+            skips.append(SkippedRecord(str(s.path), str(s.reason), str(s.message)))
+            log.warning("skipped %s (%s): %s", s.path, s.reason, s.message)
+        n_found = len(refs) + len(skips)
+        if not refs:
+            by_reason = Counter(sk.reason for sk in skips)
             raise ConfigError(
-                f"{out}: the existing cache was built with other parameters ({why});"
-                " pass --rebuild (rebuild=True) to replace it, or choose another --out",
-                key="cache",
+                f"no ECG record found under {', '.join(map(str, src))}"
+                + (f" ({len(skips)} file(s) skipped: {dict(by_reason)})" if skips else ""),
+                key="paths",
             )
-        if existing.get("split") != split.to_dict():
-            EcgCache(out).resplit(split)
-            info = read_json(out / "cache.json")
-            log.info("%s: cache up to date; split recomputed (%s)", out, split.method)
-            return _summary_from_info(out, info, "resplit", time.perf_counter() - t0)
-        EcgCache(out)  # a damaged cache is an error (asking for --rebuild), never "up to date"
-        log.debug("%s: cache up to date", out)
-        return _summary_from_info(out, existing, "up_to_date", time.perf_counter() - t0)
+        space = _resolve_space(labels, discovery)
+        workers = _available_cores() if workers is None else int(workers)
+        if workers < 1:
+            raise ConfigError(f"workers {workers} must be at least 1", key="workers")
+        workers = max(1, min(workers, len(refs)))
+        if chunksize is None:
+            chunksize = max(1, min(16, len(refs) // (workers * 8) if workers > 1 else 1))
 
-    from ecgscale.data.readers import discover
-
-    with _spinner(progress, f"finding records in {', '.join(map(str, src))}"):
-        discovery = discover(src, ptbxl_fs=ptbxl_fs)
-    refs = list(discovery.refs)
-    skips: list[SkippedRecord] = []
-    for s in discovery.skipped:
-        skips.append(SkippedRecord(str(s.path), str(s.reason), str(s.message)))
-        log.warning("skipped %s (%s): %s", s.path, s.reason, s.message)
-    n_found = len(refs) + len(skips)
-    if not refs:
-        by_reason = Counter(sk.reason for sk in skips)
-        raise ConfigError(
-            f"no ECG record found under {', '.join(map(str, src))}"
-            + (f" ({len(skips)} file(s) skipped: {dict(by_reason)})" if skips else ""),
-            key="paths",
-        )
-    space = _resolve_space(labels, discovery)
-    workers = _available_cores() if workers is None else int(workers)
-    if workers < 1:
-        raise ConfigError(f"workers {workers} must be at least 1", key="workers")
-    workers = max(1, min(workers, len(refs)))
-    if chunksize is None:
-        chunksize = max(1, min(16, len(refs) // (workers * 8) if workers > 1 else 1))
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        tmp.mkdir()
-    except OSError as exc:  # a read-only or full disk: name the cache, not the temporary folder
-        raise (as_disk_error(exc, out) or exc) from exc
-    try:
-        info = _write_cache(
-            tmp,
-            refs,
-            skips,
-            config=config,
-            space=space,
-            split=split,
-            workers=workers,
-            chunksize=chunksize,
-            progress=progress,
-            params=params,
-            params_hash=params_hash,
-            n_found=n_found,
-            sources=src,
-        )
-        _swap_into_place(tmp, out)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        disk = as_disk_error(exc, out) if isinstance(exc, Exception) else None
-        if disk is not None and disk is not exc:  # e.g. signals.bin's write: ENOSPC without a file name
-            raise disk from exc
-        raise
-    status = "rebuilt" if existing is not None else "built"
-    summary = _summary_from_info(out, info, status, time.perf_counter() - t0)
-    return dataclasses.replace(summary, skipped=tuple(skips))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir()
+        except OSError as exc:  # a read-only or full disk: name the cache, not the temporary folder
+            raise (as_disk_error(exc, out) or exc) from exc
+        try:
+            info = _write_cache(
+                tmp,
+                refs,
+                skips,
+                config=config,
+                space=space,
+                split=split,
+                workers=workers,
+                chunksize=chunksize,
+                progress=progress,
+                params=params,
+                params_hash=params_hash,
+                n_found=n_found,
+                sources=src,
+            )
+            _swap_into_place(tmp, out)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            disk = as_disk_error(exc, out) if isinstance(exc, Exception) else None
+            if disk is not None and disk is not exc:  # e.g. signals.bin's write: ENOSPC without a file name
+                raise disk from exc
+            raise
+        status = "rebuilt" if existing is not None else "built"
+        summary = _summary_from_info(out, info, status, time.perf_counter() - t0)
+        return dataclasses.replace(summary, skipped=tuple(skips))
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
