@@ -8,13 +8,10 @@ depends on how fast a shared 2-core machine happens to be.
 from __future__ import annotations
 
 import collections
-import importlib.util
 import random
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from reliability.common import FaultResult, run_ecgscale
 from reliability.faults._setup import (
@@ -27,6 +24,7 @@ from reliability.faults._setup import (
     train_args,
     wait_for,
 )
+from reliability.sweeps import running_trial_of, sweep_worker_args
 
 __all__ = [
     "prepare_killed_lock_released",
@@ -208,25 +206,10 @@ def train_twice_same_run_dir(workdir: Path, *, iterations: int, seed: int) -> Fa
     return result
 
 
-def _distributed() -> Any:
-    """``tests/study/test_distributed.py``, whose sweep-worker helpers these scenarios reuse (loaded by path:
-    ``tests`` is no package, and a site-packages ``tests`` may shadow it)."""
-    name = "_ecgscale_tests_study_distributed"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "tests" / "study" / "test_distributed.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[name] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return sys.modules[name]
-
-
 def _sweep_args(study: str, storage: str | None, grid: Path, studies: Path, cache: Path) -> list[str]:
-    """``tests/study/test_distributed.py``'s real-training worker arguments, with a grace period long enough
-    that pausing a worker for a few seconds does not fail its trial."""
-    args = _distributed()._worker_args(study, storage, grid, studies, cache)
-    args[args.index("--grace-period") + 1] = "120"
-    return args
+    """Real-training worker arguments, with a grace period long enough that pausing a worker for a few seconds
+    does not fail its trial."""
+    return sweep_worker_args(study, storage, grid, studies, cache, grace_period=120)
 
 
 SWEEP_GRID = """
@@ -245,8 +228,6 @@ def _two_workers(
     workdir: Path, *, iterations: int, seed: int, url_of: Callable[[Path, str], tuple[str, str]], label: str
 ) -> FaultResult:
     import optuna
-
-    _running_trial_of = _distributed()._running_trial_of
 
     from ecgscale.study.storage import open_storage
 
@@ -268,14 +249,14 @@ def _two_workers(
         storage, url = url_of(workdir, study)
         a = Child(*_sweep_args(study, storage, grid, workdir / "a", cache), log=workdir / f"{study}-a.log")
         with a:
-            wait_for(lambda u=url, s=study, p=a.pid: _running_trial_of(u, s, p), timeout=120, what="worker A trial")
+            wait_for(lambda u=url, s=study, p=a.pid: running_trial_of(u, s, p), timeout=120, what="worker A trial")
             a.stop()
             try:
                 b = Child(*_sweep_args(study, storage, grid, workdir / "b", cache), log=workdir / f"{study}-b.log")
                 with b:
                     try:
                         wait_for(
-                            lambda u=url, s=study, p=b.pid: _running_trial_of(u, s, p),
+                            lambda u=url, s=study, p=b.pid: running_trial_of(u, s, p),
                             timeout=120,
                             what="worker B trial",
                         )

@@ -24,6 +24,7 @@ from reliability.faults._setup import (
     wait_for,
 )
 from reliability.faults.tmpfs import fill, remount, tmpfs
+from reliability.sweeps import sweep_worker_args
 
 __all__ = [
     "export_predict_read_only",
@@ -219,31 +220,10 @@ def _sweep_setup(workdir: Path, seed: int) -> tuple[Path, Path]:
     return cache, grid
 
 
-def _sweep_cli(study: str, grid: Path, cache: Path, studies: Path) -> tuple[str, ...]:
+def _sweep_cli(study: str, grid: Path, cache: Path, studies: Path) -> list[str]:
     # One worker: a paused worker's trial is never failed by another, so a short grace period is safe, and a
     # trial left RUNNING by the full disk is re-queued 3 s after its last heartbeat when the sweep is resumed.
-    return (
-        "sweep",
-        "--study",
-        study,
-        "--grid",
-        str(grid),
-        "--cache",
-        str(cache),
-        "--epochs",
-        "3",
-        "--batch-size",
-        "16",
-        "--threads",
-        "1",
-        "--heartbeat-interval",
-        "1",
-        "--grace-period",
-        "3",
-        "--studies-dir",
-        str(studies),
-        "--no-progress",
-    )
+    return sweep_worker_args(study, None, grid, studies, cache, grace_period=3)
 
 
 def _complete_trials(db: Path, study: str) -> dict[int, tuple]:

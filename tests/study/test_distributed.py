@@ -11,34 +11,20 @@ import collections
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
+from reliability.common import ecgscale_cmd
+from reliability.faults._setup import wait_for
+from reliability.sweeps import running_trial_of, sweep_worker_args
 
-from ecgscale.errors import StudyError
 from ecgscale.study.storage import open_storage
-
-
-def ecgscale_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ecgscale", *args]
 
 
 def start_worker(*args: str, log_path: Path) -> subprocess.Popen:
     fh = open(log_path, "w")  # noqa: SIM115 - closed by the OS when the worker ends
     return subprocess.Popen(ecgscale_cmd(*args), stdout=fh, stderr=subprocess.STDOUT)
-
-
-def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 GRID = """
@@ -49,49 +35,6 @@ points = [
   {depth = 2, channels = 8, kernel_size = 5, gap = true},
 ]
 """
-
-
-def _worker_args(study: str, storage: str | None, grid: Path, studies: Path, cache: Path | None = None) -> list[str]:
-    """Surrogate trials of 2 x 2 s (long enough for the kill to land mid-trial on a busy machine), or (with
-    ``cache``) real 3-epoch trainings of the tiny cache."""
-    runner = (
-        ["--runner", "surrogate:2", "--epochs", "2"]
-        if cache is None
-        else ["--cache", str(cache), "--epochs", "3", "--batch-size", "16", "--threads", "1"]
-    )
-    args = [
-        "sweep",
-        "--study",
-        study,
-        "--grid",
-        str(grid),
-        *runner,
-        "--heartbeat-interval",
-        "1",
-        "--grace-period",
-        "3",
-        "--studies-dir",
-        str(studies),
-        "--no-progress",
-    ]
-    return args + (["--storage", storage] if storage else [])
-
-
-_STORAGES: dict[str, object] = {}
-
-
-def _running_trial_of(url: str, study: str, pid: int) -> int | None:
-    """The trial worker ``pid`` is running now (its parameters drawn), if any."""
-    try:
-        if url not in _STORAGES:  # connect once; polling must be cheap to catch the trial early
-            _STORAGES[url] = open_storage(url)
-        st = optuna.load_study(study_name=study, storage=_STORAGES[url])
-    except (KeyError, StudyError):  # not created yet, or the file is being created
-        return None
-    for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if str(t.user_attrs.get("worker", "")).endswith(f":{pid}") and t.params:
-            return t.number
-    return None
 
 
 def _check_exactly_once(url: str, study: str, killed: int) -> optuna.Study:
@@ -116,14 +59,14 @@ def test_two_postgres_workers_one_killed_every_point_once(postgres_url: str, tin
     grid.write_text(GRID)
     study = "pg-kill"
     cache = Path(tiny_cache.path)
-    a = start_worker(*_worker_args(study, postgres_url, grid, tmp_path / "a", cache), log_path=tmp_path / "a.log")
-    b = start_worker(*_worker_args(study, postgres_url, grid, tmp_path / "b", cache), log_path=tmp_path / "b.log")
+    a = start_worker(*sweep_worker_args(study, postgres_url, grid, tmp_path / "a", cache), log_path=tmp_path / "a.log")
+    b = start_worker(*sweep_worker_args(study, postgres_url, grid, tmp_path / "b", cache), log_path=tmp_path / "b.log")
     logs = {a.pid: tmp_path / "a.log", b.pid: tmp_path / "b.log"}
 
     def first_running() -> tuple[subprocess.Popen, int] | None:
         # whichever worker starts training first is killed (on a busy machine either may be slow to start)
         for p in (a, b):
-            number = _running_trial_of(postgres_url, study, p.pid)
+            number = running_trial_of(postgres_url, study, p.pid)
             if number is not None:
                 return p, number
         return None
@@ -155,10 +98,10 @@ def test_sqlite_worker_killed_then_rerun_resumes(tmp_path: Path) -> None:
     studies = tmp_path / "studies"
     study = "sq-kill"
     url = f"sqlite:///{studies / study / 'study.db'}"
-    a = start_worker(*_worker_args(study, None, grid, studies), log_path=tmp_path / "a.log")
+    a = start_worker(*sweep_worker_args(study, None, grid, studies), log_path=tmp_path / "a.log")
     try:
         killed = wait_for(
-            lambda: (studies / study / "study.db").exists() and _running_trial_of(url, study, a.pid),
+            lambda: (studies / study / "study.db").exists() and running_trial_of(url, study, a.pid),
             timeout=60,
             what="the worker to start a trial",
         )
@@ -168,12 +111,12 @@ def test_sqlite_worker_killed_then_rerun_resumes(tmp_path: Path) -> None:
         if a.poll() is None:
             a.kill()
     again = subprocess.run(
-        ecgscale_cmd(*_worker_args(study, None, grid, studies)), capture_output=True, text=True, timeout=120
+        ecgscale_cmd(*sweep_worker_args(study, None, grid, studies)), capture_output=True, text=True, timeout=120
     )
     assert again.returncode == 0, again.stdout + again.stderr
     _check_exactly_once(url, study, killed)
     # A third run finds nothing to do.
     third = subprocess.run(
-        ecgscale_cmd(*_worker_args(study, None, grid, studies)), capture_output=True, text=True, timeout=120
+        ecgscale_cmd(*sweep_worker_args(study, None, grid, studies)), capture_output=True, text=True, timeout=120
     )
     assert third.returncode == 0 and "ran 0 trial(s)" in third.stdout, third.stdout + third.stderr
