@@ -75,8 +75,12 @@ def test_task_spaces_like_the_benchmark(ptbxl_specimens):
 
 def test_ptbxl_into_cinc2021():
     space = labels.cinc2021_scored(aliases=labels.ptbxl_to_snomed())
-    hot = space.encode(["CRBBB", "LAFB", "AFIB", "NORM"])
+    hot = space.encode(["CRBBB", "LAFB", "AFIB", "ISC_"])
     assert sorted(space.abbreviations[i] for i in np.flatnonzero(hot)) == ["AF", "LAnFB", "RBBB"]
+    # As the CinC 2020 labelling of PTB-XL does (docs/labels.md): a normal ECG is sinus rhythm, SVARR is SVPB
+    # (the PAC class), non-diagnostic and low T waves are TAb
+    hot = space.encode(["NORM", "SVARR", "NDT", "LOWT"])
+    assert sorted(space.abbreviations[i] for i in np.flatnonzero(hot)) == ["NSR", "PAC", "TAb"]
 
 
 def test_scp_codes_are_literals_never_code():

@@ -34,6 +34,7 @@ __all__ = [
     "cinc2021_scored",
     "cinc2021_weights",
     "group_of",
+    "ptbxl_group",
     "ptbxl_space",
     "ptbxl_to_snomed",
     "read_scp_statements",
@@ -108,8 +109,13 @@ TIANCHI_NAME_MAP: Mapping[str, str | None] = {
 
 #: PTB-XL SCP statements → CinC 2021 class abbreviation where the meaning matches (used for label groups
 #: and to translate PTB-XL into the CinC 2021 space). Statements absent here have no CinC counterpart.
+#: Checked against the CinC 2020 labelling of every shipped PTB-XL record (``ecgscale.data.labels_check``,
+#: table and every disagreement explained in ``docs/labels.md``): NORM, SVARR, NDT and LOWT are mapped as
+#: the challenge maps them; PVC is kept on the scored PVC class although the challenge labelled PTB-XL's
+#: PVC statement with the unscored "ventricular ectopics" (164884008).
 PTBXL_SCP_MAP: Mapping[str, str] = {
     "SR": "NSR",
+    "NORM": "NSR",
     "AFIB": "AF",
     "AFLT": "AFL",
     "SBRAD": "SB",
@@ -117,6 +123,7 @@ PTBXL_SCP_MAP: Mapping[str, str] = {
     "SARRH": "SA",
     "PAC": "PAC",
     "SVPB": "PAC",
+    "SVARR": "PAC",
     "PVC": "PVC",
     "PACE": "PR",
     "1AVB": "IAVB",
@@ -132,7 +139,13 @@ PTBXL_SCP_MAP: Mapping[str, str] = {
     "INVT": "TInv",
     "NT_": "TAb",
     "TAB_": "TAb",
+    "NDT": "TAb",
+    "LOWT": "TAb",
 }
+
+#: Statements that translate into a CinC 2021 class but do not take its label group: ``NORM`` (a normal
+#: ECG) implies sinus rhythm, yet it is a diagnosis of the whole ECG, not a rhythm statement.
+_PTBXL_TRANSLATION_ONLY = frozenset({"NORM"})
 
 #: The PTB-XL benchmark tasks (Strodthoff et al. 2021), each a label space built from ``scp_statements.csv``.
 PTBXL_TASKS: tuple[str, ...] = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
@@ -148,6 +161,14 @@ class LabelClass:
     name: str
     group: str | None
     scored: bool = True
+
+
+def ptbxl_group(statement: str) -> str | None:
+    """The study's label group of a PTB-XL statement (that of its CinC 2021 counterpart), or ``None``."""
+    abbr = PTBXL_SCP_MAP.get(statement)
+    if abbr is None or statement in _PTBXL_TRANSLATION_ONLY:
+        return None
+    return group_of(abbr)
 
 
 def group_of(abbreviation: str) -> str | None:
@@ -440,7 +461,6 @@ def ptbxl_space(
         keep = sorted(s for s, row in table.items() if task == "all" or _flag(row.get(task)))
         classes = []
         for stmt in keep:
-            abbr = PTBXL_SCP_MAP.get(stmt)
             name = (table[stmt].get("description") or stmt).strip()
-            classes.append(LabelClass(stmt, (stmt,), stmt, name, group_of(abbr) if abbr else None, True))
+            classes.append(LabelClass(stmt, (stmt,), stmt, name, ptbxl_group(stmt), True))
     return LabelSpace(f"ptbxl-{task}", classes)

@@ -61,7 +61,7 @@ def describe_code(code: str, fmt: str, *, scp_statements: dict[str, dict[str, st
                 known=True,
                 abbreviation=code,
                 name=(row or {}).get("description") or code,
-                group=_labels.group_of(abbr) if abbr else None,
+                group=_labels.ptbxl_group(code),
                 snomed=_labels.ptbxl_to_snomed().get(code),
             )
     else:
