@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,12 +105,80 @@ def _check_signal_files(base: Path, hea: str) -> None:
             )
 
 
+_FORMAT16_RE = re.compile(r"^16(?:\+\d+)?$")  # format 16, optional byte offset; no "x" frames, no ":" skew
+_WFDB_NAN_16 = -32768
+
+
+def _read_format16(base: Path, hea: str) -> WfdbSignal | None:
+    """The common case read without wfdb: one format-16 ``.dat`` holding every signal; ``None`` otherwise.
+
+    Why: ``wfdb.rdheader`` parses signal lines through pandas ``.loc`` (about 2.5 ms per header, and
+    ``rdrecord`` parses it again), five times what reading and preprocessing a 10 s PTB-XL record costs
+    (``docs/cache.md``, Performance). The header is parsed with the CinC 2021 header parser and the interleaved
+    little-endian int16 frames are read with ``np.fromfile``; values are those of ``wfdb.rdrecord(physical=True)``
+    rounded to float32, bit for bit (the same float32 arithmetic argument as ``read_cinc2021``;
+    ``tests/realdata`` compares every header and a sample of PTB-XL signals with wfdb). Anything else — another
+    format, several signal files, frames of several samples, skew, a length that is not exactly the file's,
+    non-mV units, a default gain, a ``-32768`` ("no sample") value, a header our parser refuses — returns
+    ``None`` and is read by wfdb exactly as before, so errors and edge cases stay wfdb's.
+    """
+    from ecgscale.data.readers.cinc2021 import parse_cinc_header_text  # cinc2021 imports this module
+
+    try:
+        raw = Path(hea).read_bytes()
+        header = parse_cinc_header_text(raw, hea)
+    except (OSError, RecordError):
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    spec_lines = [
+        ln.split("#", 1)[0].split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    n_sig = header.n_leads
+    if (
+        header.n_samples is None
+        or header.n_samples == 0
+        or len(set(header.signal_files)) != 1
+        or len(set(header.byte_offsets)) != 1
+        or any(not _FORMAT16_RE.match(tok[1]) for tok in spec_lines[1:])
+        or any(u.lower() != "mv" for u in header.units)
+        or any(g == 200.0 for g in header.gains)  # possibly WFDB's default for a missing/zero gain: let wfdb decide
+        or any(g != np.float32(g) or b != round(b) for g, b in zip(header.gains, header.baselines, strict=True))
+    ):
+        return None
+    name = header.signal_files[0]
+    if name.startswith("~") or name.lower().endswith((".mat", ".hea")):
+        return None
+    try:
+        dat = path_within(base.parent, name, source=hea, field="file name")
+        size = dat.stat().st_size
+    except (RecordError, OSError):
+        return None
+    offset = header.byte_offsets[0]
+    if size != offset + 2 * n_sig * header.n_samples:
+        return None
+    try:
+        frames = np.fromfile(dat, dtype="<i2", count=n_sig * header.n_samples, offset=offset)
+    except OSError:
+        return None
+    if frames.size != n_sig * header.n_samples or frames.min() == _WFDB_NAN_16:
+        return None
+    digital = frames.reshape(header.n_samples, n_sig).T
+    signal = np.empty(digital.shape, dtype=np.float32)
+    np.subtract(digital, np.asarray(header.baselines, dtype=np.float32)[:, None], out=signal, dtype=np.float32)
+    signal /= np.asarray(header.gains, dtype=np.float32)[:, None]
+    comments = tuple(ln.strip().strip(" \t#") for ln in text.splitlines() if ln.lstrip().startswith("#"))
+    return WfdbSignal(signal, header.fs, header.lead_names, comments)
+
+
 def read_wfdb(path: str | os.PathLike[str]) -> WfdbSignal:
     """Read a WFDB record (``.hea`` + signal files) as float32 millivolts, leads first."""
     base = _record_base(path)
     hea = f"{base}.hea"
     if not Path(hea).is_file():
         raise RecordError(hea, "header file not found", reason="missing_header")
+    fast = _read_format16(base, hea)
+    if fast is not None:
+        return fast
     _check_signal_files(base, hea)
     try:
         rec = wfdb.rdrecord(str(base), physical=True, return_res=64)
