@@ -1,4 +1,4 @@
-"""Benchmark the vectorised CinC 2021 scorer against the official loops (``_reference_*``) on the same data.
+"""Benchmark the vectorised CinC 2021 scorer against the official loops (``_official_loops.py``) on the same data.
 
 Data: N records × 26 scored classes with the class prevalences of the public training set (``Total`` column of
 ``dx_mapping_scored.csv``), at least one label per record, and a noisy classifier's probabilities rounded to 3
@@ -56,14 +56,14 @@ def _time(fn, *args, repeat: int = 1):
 
 
 def bench_scorer(n: int, loop_n: int, seed: int) -> dict:
+    from _official_loops import (  # next to this script (python puts the script's folder on sys.path)
+        reference_accuracy,
+        reference_auc,
+        reference_challenge_metric,
+        reference_f_measure,
+    )
     from ecgscale.data.labels import cinc2021_weights
     from ecgscale.metrics import challenge_metric, official_accuracy, official_auc, official_f_measure
-    from ecgscale.metrics.challenge import (
-        _reference_accuracy,
-        _reference_auc,
-        _reference_challenge_metric,
-        _reference_f_measure,
-    )
 
     keys, labels, binary, probs = realistic_data(n, seed)
     _, weights = cinc2021_weights()
@@ -77,11 +77,11 @@ def bench_scorer(n: int, loop_n: int, seed: int) -> dict:
         (
             "challenge metric",
             lambda lab, b, p: challenge_metric(lab, b, keys),
-            lambda lab, b, p: _reference_challenge_metric(weights, lab, b, nsr),
+            lambda lab, b, p: reference_challenge_metric(weights, lab, b, nsr),
         ),
-        ("AUROC/AUPRC (official)", lambda lab, b, p: official_auc(lab, p), lambda lab, b, p: _reference_auc(lab, p)),
-        ("F-measure", lambda lab, b, p: official_f_measure(lab, b), lambda lab, b, p: _reference_f_measure(lab, b)),
-        ("accuracy", lambda lab, b, p: official_accuracy(lab, b), lambda lab, b, p: _reference_accuracy(lab, b)),
+        ("AUROC/AUPRC (official)", lambda lab, b, p: official_auc(lab, p), lambda lab, b, p: reference_auc(lab, p)),
+        ("F-measure", lambda lab, b, p: official_f_measure(lab, b), lambda lab, b, p: reference_f_measure(lab, b)),
+        ("accuracy", lambda lab, b, p: official_accuracy(lab, b), lambda lab, b, p: reference_accuracy(lab, b)),
     ]
     for name, vec, ref in parts:
         _, t_vec = _time(vec, labels, binary, probs, repeat=3)

@@ -1,6 +1,10 @@
-"""The CinC 2021 challenge scores: hand-computed values, equivalent codes, and vectorised == official loops."""
+"""The CinC 2021 challenge scores: the bundled weights are the official file, hand-computed values, equivalent
+codes, and the vectorised scores equal an independent loop statement of the official ones (``_official.py``)."""
 
 from __future__ import annotations
+
+import hashlib
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -16,13 +20,6 @@ from ecgscale.metrics import (
     official_f_measure,
     resolve_challenge_classes,
     score_challenge,
-)
-from ecgscale.metrics.challenge import (
-    _reference_accuracy,
-    _reference_auc,
-    _reference_challenge_metric,
-    _reference_f_measure,
-    _reference_modified_confusion_matrix,
 )
 
 KEYS, WEIGHTS = cinc2021_weights()
@@ -41,7 +38,39 @@ def _random_labels(rng: np.random.Generator, n: int, k: int = 26, p: float = 0.1
     return labels
 
 
-def test_hand_computed_intermediate_value():
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_bundled_weights_are_the_official_file(official):
+    bundled = resources.files("ecgscale.data").joinpath("resources", "cinc2021", "weights.csv").read_bytes()
+    # Pinned: the SHA-256 of the challenge's own weights.csv (final 2021 version), computed from the official copy.
+    assert _sha256(bundled) == "668cb04555a97e8977488cb4bb6088d0d2bf9e59557945deedf29d5065c14d2b"
+    assert _sha256(bundled) == official.OFFICIAL_WEIGHTS_SHA256
+    official_csv = official.OFFICIAL_DIR / "weights.csv"
+    if not official_csv.is_file():
+        pytest.skip(f"official reference copy not readable at {official_csv}; the pinned digest was checked")
+    assert _sha256(official_csv.read_bytes()) == official.OFFICIAL_WEIGHTS_SHA256
+    assert official_csv.read_bytes() == bundled
+
+
+def test_weights_as_loaded_equal_the_official_table(official):
+    classes, names, w = official.read_weights_csv(
+        resources.files("ecgscale.data").joinpath("resources", "cinc2021", "weights.csv")
+    )
+    assert names == KEYS and len(names) == 26
+    np.testing.assert_array_equal(WEIGHTS, w)
+    assert [frozenset(c.split("|")) for c in cinc2021_scored().keys] == classes
+    assert {c for c in classes if len(c) == 2} == {
+        frozenset({"713427006", "59118001"}),
+        frozenset({"733534002", "164909002"}),
+        frozenset({"284470004", "63593006"}),
+        frozenset({"427172004", "17338001"}),
+    }
+    assert np.all(np.diag(w) == 1.0) and np.array_equal(w, w.T)
+
+
+def test_hand_computed_intermediate_value(official):
     # observed: r1 A[a,a]=1; r2 (|{a,b}|=2) A[a,b]=A[b,b]=.5; r3 (|{a,n}|=2) A[n,a]=A[n,n]=.5  -> 1+0+.5+.25+.5
     # correct: 1 + (.5+0+0+.5) + 1 = 3;  inactive ("n" only): .5*.5 + (.5+.25)/3 + 1 = 1.5  -> (2.25-1.5)/(3-1.5)
     a = modified_confusion_matrix(TOY_LABELS, TOY_OUTPUTS)
@@ -49,7 +78,8 @@ def test_hand_computed_intermediate_value():
     np.testing.assert_allclose(a, expected_a, rtol=0, atol=1e-15)
     score = challenge_metric(TOY_LABELS, TOY_OUTPUTS, TOY_KEYS, weights=TOY_W, normal_class="n")
     assert score == pytest.approx(0.5, abs=1e-12)
-    assert _reference_challenge_metric(TOY_W, TOY_LABELS, TOY_OUTPUTS, 1) == pytest.approx(0.5, abs=1e-12)
+    np.testing.assert_allclose(official.modified_confusion_matrix(TOY_LABELS, TOY_OUTPUTS), expected_a, atol=1e-15)
+    assert official.challenge_metric(TOY_W, TOY_LABELS, TOY_OUTPUTS, 1) == pytest.approx(0.5, abs=1e-12)
 
 
 def test_perfect_is_one_and_inactive_is_zero():
@@ -63,12 +93,12 @@ def test_perfect_is_one_and_inactive_is_zero():
     assert challenge_metric(labels, np.zeros_like(labels), KEYS) < 0
 
 
-def test_degenerate_equal_scores_give_zero_like_the_official_code():
+def test_degenerate_equal_scores_give_zero_like_the_official_code(official):
     labels = np.zeros((5, 26), dtype=bool)
     labels[:, NSR] = True  # every record is sinus rhythm only: correct == inactive
     outputs = np.ones_like(labels)
     assert challenge_metric(labels, outputs, KEYS) == 0.0
-    assert _reference_challenge_metric(WEIGHTS, labels, outputs, NSR) == 0.0
+    assert official.challenge_metric(WEIGHTS, labels, outputs, NSR) == 0.0
 
 
 def test_equivalent_codes_name_the_same_class():
@@ -104,7 +134,7 @@ def test_missing_scored_class_or_normal_class_is_an_error():
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_vectorised_equals_official_loops_on_varied_shapes(seed: int):
+def test_vectorised_equals_official_loops_on_varied_shapes(official, seed: int):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 70))
     k = int(rng.integers(1, 12))
@@ -115,36 +145,69 @@ def test_vectorised_equals_official_loops_on_varied_shapes(seed: int):
     normal = int(rng.integers(0, k))
     keys = [f"c{j}" for j in range(k)]
     vec = challenge_metric(labels, outputs, keys, weights=weights, normal_class=f"c{normal}")
-    ref = _reference_challenge_metric(weights, labels, outputs, normal)
+    ref = official.challenge_metric(weights, labels, outputs, normal)
     assert abs(vec - ref) <= 1e-9
     np.testing.assert_allclose(
-        modified_confusion_matrix(labels, outputs), _reference_modified_confusion_matrix(labels, outputs), atol=1e-12
+        modified_confusion_matrix(labels, outputs), official.modified_confusion_matrix(labels, outputs), atol=1e-12
     )
     # Per-record decomposition used by the bootstrap sums to the same three scores.
     obs, cor, ina = challenge_record_scores(labels, outputs, weights, normal)
     if cor.sum() != ina.sum():
         assert (obs.sum() - ina.sum()) / (cor.sum() - ina.sum()) == pytest.approx(ref, abs=1e-9)
-    assert official_accuracy(labels, outputs) == _reference_accuracy(labels, outputs)
+    assert official_accuracy(labels, outputs) == official.accuracy(labels, outputs)
     f_vec, fk_vec = official_f_measure(labels, outputs)
-    f_ref, fk_ref = _reference_f_measure(labels, outputs)
+    f_ref, fk_ref = official.f_measure(labels, outputs)
     np.testing.assert_allclose(fk_vec, fk_ref, atol=1e-12, equal_nan=True)
     assert (np.isnan(f_vec) and np.isnan(f_ref)) or abs(f_vec - f_ref) <= 1e-12
     scores = rng.random((n, k)).round(int(rng.integers(1, 4)))  # rounding makes ties
     a_vec = official_auc(labels, scores)
-    a_ref = _reference_auc(labels, scores)
+    a_ref = official.auc(labels, scores)
     for x, y in zip(a_vec[:2], a_ref[:2], strict=True):
         assert (np.isnan(x) and np.isnan(y)) or abs(x - y) <= 1e-9
     np.testing.assert_allclose(a_vec[2], a_ref[2], atol=1e-9, equal_nan=True)
     np.testing.assert_allclose(a_vec[3], a_ref[3], atol=1e-9, equal_nan=True)
 
 
+UNSCORED = ["251170000", "164861001", "10370003x"]  # codes of no scored class (the last is no code at all)
+
+
 @pytest.mark.parametrize("seed", range(5))
-def test_vectorised_equals_official_loops_with_official_weights(seed: int):
+def test_challenge_metric_equals_official_on_code_sets(official, seed: int):
+    """Records as SNOMED code sets (either code of an equivalent pair, unscored codes), scored by the independent
+    statement with the official weights.csv, vs ``challenge_metric`` on a matrix whose columns are spelled and
+    ordered at random."""
     rng = np.random.default_rng(100 + seed)
-    labels = _random_labels(rng, 400)
-    outputs = rng.random(labels.shape) < 0.15
-    reference = _reference_challenge_metric(WEIGHTS, labels, outputs, NSR)
-    assert abs(challenge_metric(labels, outputs, KEYS) - reference) < 1e-9
+    classes = [k.split("|") for k in KEYS]
+
+    def code_sets(p: float) -> list[set[str]]:
+        rows = []
+        for _ in range(150):
+            on = np.flatnonzero(rng.random(26) < p)
+            codes = {str(rng.choice(classes[j])) for j in on} | {str(c) for c in UNSCORED if rng.random() < 0.2}
+            if rng.random() < 0.4:
+                codes.add("426783006")
+            rows.append(codes)
+        return rows
+
+    label_codes, output_codes = code_sets(0.1), code_sets(0.12)
+    expected = official.challenge_metric_of_codes(label_codes, output_codes)
+    # ecgscale side: one column per scored class (random spelling: first code, second code or "a|b"), plus
+    # unscored columns, in random order.
+    # A column is on when the record has any code of its class, whichever code names the column.
+    spelled = [str(rng.choice([c[0], c[-1], "|".join(c)])) for c in classes]
+    columns = [(s, set(c)) for s, c in zip(spelled, classes, strict=True)] + [(u, {u}) for u in UNSCORED]
+    order = rng.permutation(len(columns))
+    keys = [columns[o][0] for o in order]
+    lab = np.array([[bool(codes & columns[o][1]) for o in order] for codes in label_codes])
+    out = np.array([[bool(codes & columns[o][1]) for o in order] for codes in output_codes])
+    assert challenge_metric(lab, out, keys) == pytest.approx(expected, abs=1e-12)
+    # The same records in weights.csv order: the plain-matrix statement agrees too.
+    reference_classes, _, w = official.official_weights()
+    ref_lab = official.encode(label_codes, reference_classes)
+    ref_out = official.encode(output_codes, reference_classes)
+    assert official.challenge_metric(w, ref_lab, ref_out, NSR) == expected
+    assert challenge_metric(ref_lab, ref_out, KEYS) == pytest.approx(expected, abs=1e-12)
+    assert -1.0 < expected < 0.9  # a noisy classifier: neither perfect nor degenerate
 
 
 def test_official_auc_hand_example_and_sklearn():
@@ -162,28 +225,34 @@ def test_official_auc_hand_example_and_sklearn():
         assert auprc_k[j] == pytest.approx(average_precision_score(labels[:, j], scores[:, j]), abs=1e-12)
 
 
-def test_official_auc_undefined_classes():
+def test_official_auc_undefined_classes(official):
     labels = np.array([[0, 1], [0, 1], [0, 1]], dtype=bool)  # class 0: no positive; class 1: no negative
     scores = np.array([[0.1, 0.2], [0.5, 0.4], [0.9, 0.3]])
     macro_auroc, macro_auprc, auroc_k, auprc_k = official_auc(labels, scores)
     assert np.isnan(auroc_k).all()
     assert np.isnan(auprc_k[0]) and auprc_k[1] == pytest.approx(1.0)
     assert np.isnan(macro_auroc) and macro_auprc == pytest.approx(1.0)
-    ref = _reference_auc(labels, scores)
+    ref = official.auc(labels, scores)
     np.testing.assert_allclose(auroc_k, ref[2], equal_nan=True)
     np.testing.assert_allclose(auprc_k, ref[3], equal_nan=True)
 
 
-def test_score_challenge_matches_parts_and_space_order():
+def test_score_challenge_matches_parts_and_space_order(official):
     rng = np.random.default_rng(4)
     labels = _random_labels(rng, 250)
-    probs = np.clip(labels * 0.4 + rng.random(labels.shape) * 0.7, 0, 1)
+    probs = np.clip(labels * 0.4 + rng.random(labels.shape) * 0.7, 0, 1).round(2)
     binary = probs >= 0.5
     s = score_challenge(labels, binary, probs, KEYS)
     assert s.class_keys == tuple(KEYS) == tuple(cinc2021_scored().keys)
-    assert s.challenge_metric == pytest.approx(_reference_challenge_metric(WEIGHTS, labels, binary, NSR), abs=1e-9)
-    assert s.accuracy == _reference_accuracy(labels, binary)
-    assert s.auroc == pytest.approx(_reference_auc(labels, probs)[0], abs=1e-9)
+    assert s.challenge_metric == pytest.approx(official.challenge_metric(WEIGHTS, labels, binary, NSR), abs=1e-9)
+    assert s.accuracy == official.accuracy(labels, binary)
+    ref_auroc, ref_auprc, ref_auroc_k, ref_auprc_k = official.auc(labels, probs)
+    assert s.auroc == pytest.approx(ref_auroc, abs=1e-9) and s.auprc == pytest.approx(ref_auprc, abs=1e-9)
+    np.testing.assert_allclose(s.auroc_classes, ref_auroc_k, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(s.auprc_classes, ref_auprc_k, atol=1e-9, equal_nan=True)
+    ref_f, ref_f_k = official.f_measure(labels, binary)
+    assert s.f_measure == pytest.approx(ref_f, abs=1e-12)
+    np.testing.assert_allclose(s.f_measure_classes, ref_f_k, atol=1e-12, equal_nan=True)
     d = s.to_dict()
     assert set(d) >= {"auroc", "auprc", "accuracy", "f_measure", "challenge_metric", "classes"}
     assert len(d["classes"]) == 26
