@@ -40,6 +40,15 @@ def prepare(
         "auto", "--labels", help="Label space: auto, cinc2021, cinc2021-all, tianchi or ptbxl:<task>."
     ),
     split: str = typer.Option("auto", "--split", help="Split method: auto, stratified, official or source."),
+    train_folds: str | None = typer.Option(
+        None, "--train-folds", help="PTB-XL strat_folds for training with --split official, e.g. 1-7 (default 1-8)."
+    ),
+    val_folds: str | None = typer.Option(
+        None, "--val-folds", help="PTB-XL strat_folds for validation, e.g. 8 (default 9)."
+    ),
+    test_folds: str | None = typer.Option(
+        None, "--test-folds", help="PTB-XL strat_folds for testing, e.g. 9 (default 10; the shipped copy lacks 10)."
+    ),
     fractions: str = typer.Option("0.8,0.1,0.1", "--fractions", help="Train,val,test fractions."),
     test_source: list[str] = typer.Option([], "--test-source", help="Held-out source for --split source (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Split seed."),
@@ -56,7 +65,7 @@ def prepare(
     atomically, so an interrupted prepare never leaves a half cache or damages an existing one.
     """
     from ecgscale.data.cache import build_cache
-    from ecgscale.data.splits import SplitConfig
+    from ecgscale.data.splits import SplitConfig, parse_folds
     from ecgscale.data.transforms import PreprocessConfig
 
     band = None if bandpass.strip().lower() in ("none", "off", "") else _floats(bandpass, "bandpass", 2)
@@ -69,7 +78,20 @@ def prepare(
         dtype=dtype,
         resampler=resampler,
     )
+    folds = None
+    if any(f is not None for f in (train_folds, val_folds, test_folds)):
+        if split not in ("auto", "official"):
+            raise ConfigError(
+                f"--train-folds/--val-folds/--test-folds need --split official (got --split {split})", key="folds"
+            )
+        defaults = ("1-8", "9", "10")
+        given = (train_folds, val_folds, test_folds)
+        folds = tuple(
+            parse_folds(text if text is not None else default, what=f"--{role}-folds")
+            for role, text, default in zip(("train", "val", "test"), given, defaults, strict=True)
+        )
     split_config = SplitConfig(
+        folds=folds,
         method=split,
         fractions=_floats(fractions, "fractions", 3),
         seed=seed,
@@ -114,6 +136,8 @@ def _print_summary(summary) -> None:
     head.add_row("unknown codes (occurrences)", str(summary.n_unknown_codes))
     counts = "/".join(str(summary.split_counts.get(s, 0)) for s in ("train", "val", "test"))
     head.add_row("split train/val/test", counts)
+    if summary.split_counts.get("unassigned"):
+        head.add_row("  in no split (folds without a role)", str(summary.split_counts["unassigned"]))
     head.add_row("preprocessing hash", summary.preprocess_hash)
     if summary.status in ("built", "rebuilt"):
         head.add_row("time", f"{summary.seconds:.1f} s ({summary.records_per_s:,.0f} records/s)")

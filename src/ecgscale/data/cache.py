@@ -73,9 +73,11 @@ _MANIFEST_COLUMNS = [
     "unknown_codes",
     "flat_leads",
     "official_split",
+    "fold",
     "split",
     "path",
 ]
+_OPTIONAL_COLUMNS = {"fold"}  # absent from manifests written before fold roles existed: read as ""
 _STR_COLUMNS = [
     "record_id",
     "source",
@@ -85,6 +87,7 @@ _STR_COLUMNS = [
     "unknown_codes",
     "flat_leads",
     "official_split",
+    "fold",
     "split",
     "path",
 ]
@@ -319,9 +322,19 @@ def _prepare_one(ref: Any) -> tuple[bool, dict[str, Any]]:
         "codes": tuple(record.codes),
         "flat_leads": str(meta.get("flat_leads", "")),
         "official_split": official,
+        "fold": _fold_of(extra.get("strat_fold")),
         "path": str(record.path if record.path is not None else ref.path),
         "signal": x,
     }
+
+
+def _fold_of(value: object) -> str:
+    """A PTB-XL ``strat_fold`` as text for the manifest (``""`` when the record has none)."""
+    try:
+        fold = int(float(str(value)))
+    except (TypeError, ValueError, OverflowError):
+        return ""
+    return str(fold) if fold >= 1 else ""
 
 
 def _prepare_to_slot(item: tuple[int, Any]) -> tuple[bool, dict[str, Any]]:
@@ -633,6 +646,7 @@ def build_cache(
                 key="paths",
             )
         space = _resolve_space(labels, discovery)
+        _check_fold_roles(refs, split)
         workers = _available_cores() if workers is None else int(workers)
         if workers < 1:
             raise ConfigError(f"workers {workers} must be at least 1", key="workers")
@@ -672,6 +686,17 @@ def build_cache(
         status = "rebuilt" if existing is not None else "built"
         summary = _summary_from_info(out, info, status, time.perf_counter() - t0)
         return dataclasses.replace(summary, skipped=tuple(skips))
+
+
+def _check_fold_roles(refs: Sequence[Any], split: SplitConfig) -> None:
+    """Fold roles that cannot work (a role whose folds hold no record) fail before any signal is read."""
+    if split.method not in ("official", "auto"):
+        return
+    folds = np.array([int(_fold_of((r.extra or {}).get("strat_fold")) or 0) for r in refs], dtype=np.int64)
+    if (folds > 0).any():
+        from ecgscale.data.splits import _roles_of_folds
+
+        _roles_of_folds(folds[folds > 0], split, strict=split.method == "official", warn_unused=False)
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -863,7 +888,10 @@ def _write_cache(
 
 def _split_counts(splits: pd.Series) -> dict[str, int]:
     counts = splits.value_counts()
-    return {name: int(counts.get(name, 0)) for name in SPLIT_NAMES}
+    out = {name: int(counts.get(name, 0)) for name in SPLIT_NAMES}
+    if counts.get("", 0):  # records of folds given no role (SplitConfig.folds)
+        out["unassigned"] = int(counts[""])
+    return out
 
 
 def _label_counts(manifest: pd.DataFrame, label_mat: np.ndarray, space: LabelSpace) -> dict[str, dict[str, int]]:
@@ -1083,9 +1111,13 @@ class EcgCache:
 
 def _read_manifest(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={c: str for c in _STR_COLUMNS}, keep_default_na=False, na_values={"age": [""]})
-    missing = [c for c in _MANIFEST_COLUMNS if c not in frame.columns]
+    missing = [c for c in _MANIFEST_COLUMNS if c not in frame.columns and c not in _OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"manifest.csv lacks columns {missing}")
+    for col in _OPTIONAL_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = ""
+    frame = frame[_MANIFEST_COLUMNS]
     frame["age"] = pd.to_numeric(frame["age"], errors="coerce")
     for col in ("patient_id", "sex"):
         frame[col] = frame[col].where(frame[col] != "", None)

@@ -22,12 +22,48 @@ import pandas as pd
 from ecgscale.config import reject_unknown_keys
 from ecgscale.errors import ConfigError
 
-__all__ = ["SPLIT_NAMES", "SplitConfig", "assign_splits", "official_split_of_fold"]
+__all__ = ["OFFICIAL_FOLDS", "SPLIT_NAMES", "SplitConfig", "assign_splits", "official_split_of_fold", "parse_folds"]
 
 log = logging.getLogger(__name__)
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 _METHODS = ("auto", "stratified", "official", "source")
+#: PTB-XL's recommended fold roles (train, val, test): strat_fold 1–8, 9, 10.
+OFFICIAL_FOLDS: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] = (tuple(range(1, 9)), (9,), (10,))
+
+
+def parse_folds(text: str, *, what: str = "folds") -> tuple[int, ...]:
+    """``"1-7"``, ``"8"``, ``"1,3,5-7"`` → sorted fold numbers; ``ConfigError`` naming ``what`` otherwise."""
+    out: set[int] = set()
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        lo, dash, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if dash else a
+        except ValueError:
+            raise ConfigError(f"{what} {text!r}: {part!r} is not a fold number or a range like 1-7", key=what) from None
+        if a < 1 or b < a:
+            raise ConfigError(f"{what} {text!r}: {part!r} is not a range of folds >= 1", key=what)
+        out.update(range(a, b + 1))
+    if not out:
+        raise ConfigError(f"{what} {text!r} names no fold", key=what)
+    return tuple(sorted(out))
+
+
+def _fold_list(folds: tuple[int, ...]) -> str:
+    """``(1, 2, 3, 5)`` → ``"1-3, 5"`` for messages."""
+    parts: list[str] = []
+    items = sorted(folds)
+    i = 0
+    while i < len(items):
+        j = i
+        while j + 1 < len(items) and items[j + 1] == items[j] + 1:
+            j += 1
+        parts.append(str(items[i]) if i == j else f"{items[i]}-{items[j]}")
+        i = j + 1
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +71,14 @@ class SplitConfig:
     """How records are assigned to train/val/test.
 
     ``method``: ``"stratified"`` (multi-label iterative stratification by patient), ``"official"`` (the PTB-XL
-    ``strat_fold``: 1–8 train, 9 val, 10 test; records without a fold are stratified), ``"source"``
-    (leave-one-source-out: ``test_sources`` are the test set, the rest is stratified into train/val by the
-    train:val ratio of ``fractions``), ``"auto"`` (official when every record has an official split, else
-    stratified).
+    ``strat_fold``: 1–8 train, 9 val, 10 test, or the roles given in ``folds``; records without a fold are
+    stratified), ``"source"`` (leave-one-source-out: ``test_sources`` are the test set, the rest is stratified
+    into train/val by the train:val ratio of ``fractions``), ``"auto"`` (official when every record has an
+    official split, else stratified).
+
+    ``folds``: ``(train_folds, val_folds, test_folds)`` for ``official`` (``None``: PTB-XL's 1–8/9/10). Every role
+    needs at least one fold and no fold may be in two roles; records of folds in no role are left out of every
+    split (``split == ""``). Giving ``folds`` with ``method="auto"`` means ``official``.
     """
 
     method: str = "auto"
@@ -46,6 +86,7 @@ class SplitConfig:
     seed: int = 0
     group_by_patient: bool = True
     test_sources: tuple[str, ...] = ()
+    folds: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
@@ -77,11 +118,57 @@ class SplitConfig:
         if not isinstance(self.seed, int | np.integer) or isinstance(self.seed, bool):
             raise ConfigError(f"seed {self.seed!r} must be an integer", key="seed")
         object.__setattr__(self, "seed", int(self.seed))
+        if self.folds is not None:
+            object.__setattr__(self, "folds", self._check_folds(self.folds))
+            if self.method == "auto":
+                object.__setattr__(self, "method", "official")
+            elif self.method != "official":
+                raise ConfigError(
+                    f"fold roles (train/val/test folds) are only used with method='official' (got {self.method!r})",
+                    key="folds",
+                )
+
+    @staticmethod
+    def _check_folds(folds: Any) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        if isinstance(folds, Mapping):
+            reject_unknown_keys(folds, set(SPLIT_NAMES), what="folds")
+            folds = tuple(folds.get(name, ()) for name in SPLIT_NAMES)
+        try:
+            roles = tuple(tuple(sorted({int(f) for f in role})) for role in folds)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"folds {folds!r} must be three lists of fold numbers (train, val, test)", key="folds"
+            ) from None
+        if len(roles) != 3:
+            raise ConfigError(f"folds {folds!r} must be three lists of fold numbers (train, val, test)", key="folds")
+        for name, role in zip(SPLIT_NAMES, roles, strict=True):
+            if not role:
+                raise ConfigError(f"no {name} fold given; every role (train, val, test) needs a fold", key="folds")
+            if role[0] < 1:
+                raise ConfigError(f"{name} folds {list(role)}: fold numbers start at 1", key="folds")
+        owners: dict[int, list[str]] = {}
+        for name, role in zip(SPLIT_NAMES, roles, strict=True):
+            for f in role:
+                owners.setdefault(f, []).append(name)
+        twice = {f: names for f, names in sorted(owners.items()) if len(names) > 1}
+        if twice:
+            which = "; ".join(f"fold {f} is in {' and '.join(names)}" for f, names in twice.items())
+            raise ConfigError(f"a fold can have only one role: {which}", key="folds")
+        return roles  # type: ignore[return-value]
+
+    @property
+    def fold_roles(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """The (train, val, test) folds of ``official``: ``folds`` or PTB-XL's 1–8/9/10."""
+        return self.folds if self.folds is not None else OFFICIAL_FOLDS
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["fractions"] = list(self.fractions)
         out["test_sources"] = list(self.test_sources)
+        if self.folds is None:  # left out, so caches written before fold roles existed stay "up to date"
+            del out["folds"]
+        else:
+            out["folds"] = {name: list(role) for name, role in zip(SPLIT_NAMES, self.folds, strict=True)}
         return out
 
     @classmethod
@@ -191,11 +278,22 @@ def assign_splits(manifest: pd.DataFrame, labels: np.ndarray, config: SplitConfi
     if method == "stratified":
         out[:] = _stratify(labels, keys, sources, config.fractions, config.seed)
     elif method == "official":
-        if not has_official.any():
+        folds = _fold_numbers(manifest, n)
+        if (folds > 0).any():
+            has_official = folds > 0
+            out[has_official] = _roles_of_folds(folds[has_official], config, strict=config.method == "official")
+        elif config.folds is not None and config.folds != OFFICIAL_FOLDS:
+            raise ConfigError(
+                "no record has a PTB-XL fold number (strat_fold) in the manifest; a cache built before ecgscale"
+                " recorded folds needs `ecgscale prepare --rebuild` for custom fold roles",
+                key="folds",
+            )
+        elif not has_official.any():
             raise ConfigError(
                 "no record has an official split (PTB-XL strat_fold); use method='stratified'", key="method"
             )
-        out[has_official] = official[has_official]
+        else:
+            out[has_official] = official[has_official]
         rest = ~has_official
         if rest.any():
             log.info("%d records without an official fold are split by stratification", int(rest.sum()))
@@ -223,9 +321,49 @@ def assign_splits(manifest: pd.DataFrame, labels: np.ndarray, config: SplitConfi
     return out
 
 
+def _fold_numbers(manifest: pd.DataFrame, n: int) -> np.ndarray:
+    """The ``fold`` column as integers (0: no fold), zeros when the manifest has none (older caches)."""
+    if "fold" not in manifest.columns:
+        return np.zeros(n, dtype=np.int64)
+    values = pd.to_numeric(manifest["fold"].replace("", np.nan), errors="coerce").fillna(0)
+    return values.to_numpy().astype(np.int64)
+
+
+def _roles_of_folds(folds: np.ndarray, config: SplitConfig, *, strict: bool, warn_unused: bool = True) -> np.ndarray:
+    """Split names of records by fold number; ``""`` for folds in no role.
+
+    A role whose folds hold no record is a ``ConfigError`` naming them when ``strict`` (``official`` asked for, or
+    fold roles given), a warning otherwise (``auto``).
+    """
+    out = np.full(len(folds), "", dtype=object)
+    present = sorted(set(folds.tolist()))
+    for name, role in zip(SPLIT_NAMES, config.fold_roles, strict=True):
+        hit = np.isin(folds, role)
+        if not hit.any():
+            msg = (
+                f"the {name} folds ({_fold_list(role)}) hold no records; folds present: {_fold_list(tuple(present))}."
+                " Choose fold roles with records, e.g. --train-folds 1-7 --val-folds 8 --test-folds 9"
+                " (PTB-XL without fold 10)"
+            )
+            if strict:
+                raise ConfigError(msg, key="folds")
+            if warn_unused:
+                log.warning("%s", msg)
+        out[hit] = name
+    unused = sorted({int(f) for f in folds[out == ""]})
+    if unused and warn_unused:
+        log.warning(
+            "records of fold(s) %s are in no role and left out of every split (%d records)",
+            _fold_list(tuple(unused)),
+            int((out == "").sum()),
+        )
+    return out
+
+
 def _check_patients(keys: np.ndarray, splits: np.ndarray) -> None:
     """Official folds can in principle mix a patient across splits; say so instead of leaking silently."""
-    frame = pd.DataFrame({"k": keys.astype(str), "s": splits.astype(str)})
+    used = splits.astype(str) != ""  # records of folds in no role are in no split
+    frame = pd.DataFrame({"k": keys.astype(str)[used], "s": splits.astype(str)[used]})
     n_splits = frame.groupby("k")["s"].nunique()
     leaking = int((n_splits > 1).sum())
     if leaking:
