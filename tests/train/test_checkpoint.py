@@ -15,14 +15,21 @@ from ecgscale.train.checkpoint import load_resume_state, load_weights, save_resu
 
 
 @pytest.fixture(scope="module")
-def run_dir(planted, planted_data, tmp_path_factory):
+def trained(planted, planted_data, tmp_path_factory):
+    """``(run_dir, the trained in-memory model, its TrainResult)`` of a one-epoch run (best = last epoch)."""
     (xt, yt), (xv, yv) = planted_data
     out = tmp_path_factory.mktemp("ckpt") / "run"
     cfg = TrainConfig(epochs=1, batch_size=64, precision="fp32", checkpoint_every=0)
-    Trainer(
-        planted.tiny_resnet(), planted.space(), cfg, train_data=(xt, yt), val_data=(xv, yv), out_dir=out, progress=False
+    model = planted.tiny_resnet()
+    res = Trainer(
+        model, planted.space(), cfg, train_data=(xt, yt), val_data=(xv, yv), out_dir=out, progress=False
     ).fit()
-    return out
+    return out, model, res
+
+
+@pytest.fixture(scope="module")
+def run_dir(trained):
+    return trained[0]
 
 
 def _copy(run_dir, tmp_path):
@@ -33,13 +40,19 @@ def _copy(run_dir, tmp_path):
     return dst
 
 
-def test_load_run_round_trip(run_dir, planted, planted_data):
+def test_load_run_round_trip(trained, planted, planted_data):
+    run_dir, model, res = trained
     loaded = load_run(run_dir)
-    assert loaded.label_space.keys == planted.space().keys
-    assert loaded.thresholds.shape == (4,) and loaded.preprocess is None
+    assert loaded.label_space.name == "planted" and loaded.label_space.classes == planted.space().classes
+    assert loaded.thresholds.tolist() == res.thresholds and loaded.preprocess is None
     assert not loaded.model.training
-    x = torch.from_numpy(planted_data[1][0][:3])
-    assert loaded.model(x).shape == (3, 4)
+    # Same tensors, same outputs bit for bit, as the network that was trained.
+    assert loaded.model.state_dict().keys() == model.state_dict().keys()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.model.state_dict().items())
+    x = torch.from_numpy(planted_data[1][0])
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), model(x))
 
 
 def test_pickle_renamed_to_safetensors_is_refused(run_dir, tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
+import math
 
 import pytest
 import torch
@@ -48,10 +48,12 @@ def test_round_trip_and_unknown_keys():
 
 def test_warmup_cosine_shape():
     f = WarmupCosine(warmup_steps=4, total_steps=20, final=0.0)
-    values = [f(s) for s in range(20)]
-    assert values[0] < values[1] < values[3] < values[4] == pytest.approx(1.0)
-    assert all(a >= b for a, b in itertools.pairwise(values[4:]))
-    assert values[-1] < 0.05
+    values = [f(s) for s in range(21)]
+    # linear warm-up 1/5 .. 4/5, then half a cosine from 1 at step 4 to 0 at step 20
+    expected = [0.2, 0.4, 0.6, 0.8] + [0.5 * (1 + math.cos(math.pi * (s - 4) / 16)) for s in range(4, 21)]
+    assert values == pytest.approx(expected, abs=1e-15)
+    g = WarmupCosine(warmup_steps=0, total_steps=10, final=0.1)
+    assert [g(s) for s in (0, 5, 10, 15)] == pytest.approx([1.0, 0.55, 0.1, 0.1], abs=1e-15)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
@@ -64,6 +66,11 @@ def test_scheduler_runs_all_steps_and_peaks_at_lr(schedule):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert max(lrs) == pytest.approx(1e-2, rel=1e-3)
-    assert lrs[0] < 1e-2 / 5 and lrs[-1] < 1e-2 / 10
-    assert 8 <= lrs.index(max(lrs)) <= 11  # the peak sits at the end of the one-epoch warm-up
+    if schedule == "cosine":  # warm-up over 10 steps to lr, then cosine to 1 % of lr at step 30
+        expected = [1e-2 * (s + 1) / 11 for s in range(10)]
+        expected += [1e-2 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (s - 10) / 20))) for s in range(10, 30)]
+    else:  # one-cycle: cosine from lr/25 up to lr over the first third (peak at step 9), then down to lr/25e4
+        lo, hi, end = 1e-2 / 25, 1e-2, 1e-2 / 25 / 1e4
+        expected = [hi + (lo - hi) / 2 * (1 + math.cos(math.pi * s / 9)) for s in range(10)]
+        expected += [end + (hi - end) / 2 * (1 + math.cos(math.pi * (s - 9) / 20)) for s in range(10, 30)]
+    assert lrs == pytest.approx(expected, rel=1e-9)

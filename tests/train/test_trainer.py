@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy.special import expit
 from torch import nn
 
 from ecgscale.errors import ConfigError
@@ -36,7 +37,10 @@ def test_learns_planted_signals_and_writes_a_run(planted, planted_data, tmp_path
     assert losses[-1] < 0.8 * losses[0]
     assert res.best_score > 0.9, res.history
     assert res.val_metrics["macro_auroc"] == pytest.approx(res.best_score)
-    assert res.records_per_s > 0 and res.precision == "bf16" and res.stop_reason == "completed"
+    assert res.precision == "bf16" and res.stop_reason == "completed"
+    state = json.loads((tmp_path / "run" / "train_state.json").read_text())
+    assert state["records_trained"] == 6 * 256  # 8 full batches of 32 per epoch, nothing dropped or repeated
+    assert res.records_per_s == pytest.approx(state["records_trained"] / state["train_step_seconds"], rel=1e-12)
     run = tmp_path / "run"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, 7))
@@ -46,13 +50,25 @@ def test_learns_planted_signals_and_writes_a_run(planted, planted_data, tmp_path
     assert cfg_json["best_epoch"] == res.best_epoch and cfg_json["status"] == "finished"
     assert cfg_json["train"] == cfg.to_dict() and cfg_json["model"]["depth"] == 2
     assert len(cfg_json["thresholds"]) == 4 and cfg_json["thresholds_source"] == "val"
-    # the best checkpoint reproduces the best epoch's validation score
-    loaded = load_run(run)
-    with torch.no_grad():
-        probs = torch.sigmoid(loaded.model(torch.from_numpy(planted_data[1][0]))).numpy()
-    from ecgscale.metrics import compute_metrics
+    # The best checkpoint reproduces the best epoch's validation: evaluated as the trainer does (bf16 autocast,
+    # batches of 32) its AUROC, loss and validation-tuned thresholds are the recorded ones, exactly.
+    from ecgscale.metrics import compute_metrics, tune_thresholds
+    from ecgscale.train.data import as_source
+    from ecgscale.train.trainer import predict_logits
 
-    assert compute_metrics(planted_data[1][1], probs)["macro_auroc"] == pytest.approx(res.best_score, abs=0.02)
+    loaded = load_run(run)
+    xv, yv = planted_data[1]
+    logits = predict_logits(
+        loaded.model, as_source((xv, yv)), batch_size=32, device=torch.device("cpu"), amp_dtype=torch.bfloat16
+    )
+    probs = expit(logits.astype(np.float64)).astype(np.float32)  # the trainer's float32 probabilities
+    best = res.history[res.best_epoch - 1]
+    assert compute_metrics(yv, probs)["macro_auroc"] == best["val_macro_auroc"] == res.best_score
+    assert max(h["val_macro_auroc"] for h in res.history) == res.best_score
+    pos_weight = pos_weight_from_labels(planted_data[0][1], cfg.pos_weight_max)
+    val_loss = float(nn.BCEWithLogitsLoss(pos_weight=pos_weight)(torch.from_numpy(logits), torch.from_numpy(yv)))
+    assert val_loss == pytest.approx(best["val_loss"], rel=1e-6)
+    assert tune_thresholds(yv, probs) == pytest.approx(cfg_json["thresholds"], abs=1e-12)
 
 
 def test_same_seed_same_metrics_different_seed_different(planted, planted_data):
@@ -84,13 +100,19 @@ def test_early_stopping_after_patience(planted, planted_data):
     assert [h["improved"] for h in res.history] == [True, False, False]
 
 
-class NaNAfter(nn.Module):
-    """Wraps a model; from the ``n``-th training forward on, its logits are NaN (a simulated divergence)."""
+class Stop(Exception):
+    pass
 
-    def __init__(self, inner: nn.Module, n: int):
+
+class NaNAfter(nn.Module):
+    """Wraps a model; from the ``n``-th training forward on, its logits are NaN (a simulated divergence), or with
+    ``crash=True`` that forward raises ``Stop`` instead (the same run cut at the same point without a NaN)."""
+
+    def __init__(self, inner: nn.Module, n: int, crash: bool = False):
         super().__init__()
         self.inner = inner
         self.n = n
+        self.crash = crash
         self.calls = 0
 
     def forward(self, x):
@@ -98,6 +120,8 @@ class NaNAfter(nn.Module):
         if self.training:
             self.calls += 1
             if self.calls >= self.n:
+                if self.crash:
+                    raise Stop
                 out = out * float("nan")
         return out
 
@@ -110,11 +134,24 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(planted, planted_data, tm
     assert err.value.epoch == 2 and err.value.step == 4
     run = tmp_path / "run"
     weights, meta = load_weights(run / "model.safetensors")
-    assert meta["epoch"] == "1" and all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
-    model_state, _, state = load_resume_state(run / "last.safetensors")
-    assert (state["epoch"], state["step"]) == (1, 2)  # the mid-epoch checkpoint before the NaN step
-    assert all(torch.isfinite(w).all() for w in model_state.values() if w.is_floating_point())
+    model_state, optim_state, state = load_resume_state(run / "last.safetensors")
+    assert meta["epoch"] == "1" and (state["epoch"], state["step"]) == (1, 2)  # the mid-epoch checkpoint
     assert json.loads((run / "train_state.json").read_text())["status"] == "diverged"
+    # The kept checkpoints are the good ones, bit for bit: the same run cut by an exception at that same forward
+    # (no NaN ever computed) leaves identical best weights and resume state.
+    with pytest.raises(Stop):
+        _fit(
+            planted, planted_data, cfg, model=NaNAfter(planted.tiny_resnet(), n=12, crash=True), out_dir=tmp_path / "c"
+        )
+    clean_weights, _ = load_weights(tmp_path / "c" / "model.safetensors")
+    clean_state, clean_optim, clean_train_state = load_resume_state(tmp_path / "c" / "last.safetensors")
+    assert weights.keys() == clean_weights.keys() and model_state.keys() == clean_state.keys()
+    assert all(torch.equal(weights[k], clean_weights[k]) for k in weights)
+    assert all(torch.equal(model_state[k], clean_state[k]) for k in model_state)
+    assert all(
+        torch.equal(optim_state["state"][i][k], v) for i, st in clean_optim["state"].items() for k, v in st.items()
+    )
+    assert (clean_train_state["epoch"], clean_train_state["step"]) == (1, 2)
 
 
 def test_thresholds_are_tuned_on_validation_only(planted, planted_data, tmp_path, monkeypatch):
@@ -177,7 +214,7 @@ def test_time_budget_stops_after_one_step(planted, planted_data):
     cfg = TrainConfig(epochs=5, batch_size=32, precision="fp32", max_minutes=1e-9, checkpoint_every=0)
     res = _fit(planted, planted_data, cfg)
     assert res.stop_reason == "time_budget" and len(res.history) == 1
-    assert res.history[0]["records_per_s"] > 0  # one step of 32 records was trained and validated
+    assert res.history[0]["records_per_s"] == pytest.approx(32 / res.history[0]["epoch_seconds"], rel=1e-12)  # 1 step
 
 
 def test_tensorboard_scalars_or_a_clear_message(planted, planted_data, tmp_path, caplog):
