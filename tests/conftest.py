@@ -1,10 +1,109 @@
-"""Shared fixtures: small generated data sets, built once per test session (seeded, deterministic)."""
+"""Shared fixtures: small generated data sets, built once per test session (seeded, deterministic).
+
+Also the one rule for tests that need something the machine may lack (a PostgreSQL server, headless Chromium,
+permission to mount a tmpfs, the real-data folder): outside CI they skip with the reason; under CI (the
+environment variable ``CI`` set, as ``.ci/run`` does) nothing may skip unnoticed:
+
+* ``require_or_skip(reason)`` (also a fixture of that name) fails the test under CI and skips it elsewhere;
+* every other skip under CI (``pytest.skip`` in a file that does not use the helper, ``importorskip``, an empty
+  parametrisation, ...) turns the session's exit status into a failure unless it matches a pattern of
+  ``.ci/expected-skips.txt`` (one fnmatch pattern per line against ``NODEID: REASON``, ``#`` starts a comment).
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXPECTED_SKIPS = REPO_ROOT / ".ci" / "expected-skips.txt"
+
+
+def in_ci() -> bool:
+    """True when the environment variable ``CI`` is set to anything but an empty string, ``0`` or ``false``."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_or_skip(reason: str) -> NoReturn:
+    """Skip with ``reason`` on a user's machine; fail with it under CI, where everything needed is installed."""
+    if in_ci():
+        pytest.fail(f"{reason} [CI is set: this must not skip in CI]", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", name="require_or_skip")
+def require_or_skip_fixture() -> Callable[[str], NoReturn]:
+    """``require_or_skip`` for test files that cannot import this conftest (pytest's importlib mode)."""
+    return require_or_skip
+
+
+def load_expected_skips(path: Path | None = None) -> list[str]:
+    """The allow-list's patterns: one per line, ``#`` to the end of the line is a comment, blank lines ignored.
+
+    ``path`` defaults to ``$ECGSCALE_EXPECTED_SKIPS`` (used by this rule's own test), else ``.ci/expected-skips.txt``.
+    """
+    path = path or Path(os.environ.get("ECGSCALE_EXPECTED_SKIPS") or EXPECTED_SKIPS)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [p for line in text.splitlines() if (p := line.split("#", 1)[0].strip())]
+
+
+def unexpected_skips(skips: list[tuple[str, str]], patterns: list[str]) -> list[tuple[str, str]]:
+    """The ``(nodeid, reason)`` pairs that no pattern matches (a pattern is matched against ``NODEID: REASON``)."""
+    return [(n, r) for n, r in skips if not any(fnmatch.fnmatchcase(f"{n}: {r}", p) for p in patterns)]
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (path, lineno, "Skipped: reason")
+        reason = str(longrepr[2])
+        return reason.removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+class _SkipGuard:
+    """Under CI, collects every skip and fails the session on one the allow-list does not name."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = patterns
+        self.skips: list[tuple[str, str]] = []
+        self.unexpected: list[tuple[str, str]] = []
+
+    def _record(self, report: pytest.TestReport | pytest.CollectReport) -> None:
+        if report.skipped and not hasattr(report, "wasxfail"):
+            self.skips.append((report.nodeid, _skip_reason(report)))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._record(report)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self._record(report)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.unexpected = unexpected_skips(self.skips, self.patterns)
+        if self.unexpected and exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.unexpected:
+            return
+        tr = terminalreporter
+        tr.section("unexpected skips (CI is set)", sep="=", red=True, bold=True)
+        for nodeid, reason in self.unexpected:
+            tr.line(f"SKIPPED {nodeid}: {reason}", red=True)
+        tr.line(f"{len(self.unexpected)} skip(s) not allowed by .ci/expected-skips.txt: the session fails")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if in_ci():
+        config.pluginmanager.register(_SkipGuard(load_expected_skips()), "ecgscale-ci-skip-guard")
 
 
 @pytest.fixture(scope="session")

@@ -75,9 +75,9 @@ def test_two_sqlite_sweep_workers(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_two_postgres_sweep_workers(tmp_path: Path) -> None:
+def test_two_postgres_sweep_workers(tmp_path: Path, require_or_skip) -> None:
     try:
         result = concurrency.sweep_two_workers_postgres(tmp_path, iterations=1, seed=0)
     except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
+        require_or_skip(str(exc))
     assert result.passed, result.summary()

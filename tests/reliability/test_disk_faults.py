@@ -1,7 +1,8 @@
 """A full or read-only disk under prepare, train, sweep, synth, export and predict: one clear line, nothing
 corrupted, and it recovers.
 
-Mounts a real tmpfs (we are root here and in CI); skipped with the reason where mounting is not permitted.
+Mounts a real tmpfs (we are root here and in CI); skipped with the reason where mounting is not permitted
+(a failure under CI).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from ecgscale.fileio import as_disk_error, write_text_atomic
 
 
 @pytest.fixture(scope="module")
-def can_mount(tmp_path_factory: pytest.TempPathFactory) -> None:
+def can_mount(tmp_path_factory: pytest.TempPathFactory, require_or_skip) -> None:
     why = mount_unavailable_reason(tmp_path_factory.mktemp("probe"))
     if why:
-        pytest.skip(why)
+        require_or_skip(why)
 
 
 def test_disk_errors_name_the_file() -> None:

@@ -55,11 +55,11 @@ def _chromium() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def chromium_check() -> Callable[[Path], dict]:
+def chromium_check(require_or_skip) -> Callable[[Path], dict]:
     """``check(html_path) -> {"n", "widths", "alts", "errors", "console_errors"}`` from a headless render."""
     exe = _chromium()
     if exe is None:
-        pytest.skip("headless Chromium not installed (Debian package `chromium`; .ci/run installs it)")
+        require_or_skip("headless Chromium not installed (Debian package `chromium`; .ci/run installs it)")
 
     def check(html_path: Path) -> dict:
         text = html_path.read_text(encoding="utf-8")
@@ -90,10 +90,10 @@ def chromium_check() -> Callable[[Path], dict]:
 
 
 @pytest.fixture(scope="session")
-def screenshot() -> Callable[[Path, Path], None]:
+def screenshot(require_or_skip) -> Callable[[Path, Path], None]:
     exe = _chromium()
     if exe is None:
-        pytest.skip("headless Chromium not installed")
+        require_or_skip("headless Chromium not installed (Debian package `chromium`; .ci/run installs it)")
 
     def shot(html_path: Path, png: Path, width: int = 1280, height: int = 4000) -> None:
         with tempfile.TemporaryDirectory(prefix="ecgscale-chromium-") as tmp:
