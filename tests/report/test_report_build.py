@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from ecgscale.cli import app
 from ecgscale.errors import StudyError
+from ecgscale.report import recommend
 from ecgscale.report.build import build_report, load_study
 
 
@@ -44,7 +46,14 @@ def test_report_of_a_surrogate_study(surrogate_study, tmp_path: Path) -> None:
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Cost vs performance: the Pareto front" in md
     assert (tmp_path / "rep" / "tables" / "pareto_front.md").is_file()
-    assert re.search(r"Recommended: D=\d+, C=\d+, K=\d+", page)
+    # The recommendation shown is recommend() on the study's results, and it is the surrogate's planted optimum on
+    # this grid: widest (C=32), D=2, K=5 (K=3 gains only 0.001), GAP (+0.02 with a local receptive field).
+    rec = recommend(ctx.results)
+    c = rec.config
+    assert (c["depth"], c["channels"], c["kernel_size"], c["gap"]) == (2, 32, 5, True)
+    assert f"Recommended: {html.escape(rec.summary())}." in page
+    assert page.count("Recommended: D=") == 1
+    assert re.search(r"Recommended: D=2, C=32, K=5, GAP", md)
 
 
 def test_missing_study_is_a_study_error(tmp_path: Path) -> None:

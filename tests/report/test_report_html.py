@@ -40,7 +40,11 @@ def test_write_report_writes_page_markdown_tables_and_figures(tmp_path: Path, se
     assert "## Scale" in md and "![AUROC vs depth (png)](figures/auroc-vs-depth-png.png)" in md
     assert "```bash\necgscale sweep" in md
     assert sorted(p.name for p in files.tables) == ["records-per-source.csv", "records-per-source.md"]
-    assert all(p.exists() and p.stat().st_size > 0 for p in files.figures)
+    written = {p.name: p.read_bytes() for p in files.figures}  # the figure files are the figures' bytes
+    assert written == {
+        "auroc-vs-depth-png.png": sections[1].figures[0].data,
+        "auroc-vs-depth-svg.svg": sections[1].figures[1].data,
+    }
     csv = pd.read_csv(tmp_path / "rep" / "tables" / "records-per-source.csv")
     assert list(csv["params"]) == [123456, 789]
     assert not list((tmp_path / "rep").glob(".*tmp"))  # atomic writes leave no temporary files
