@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
 from ecgscale.errors import StudyError
@@ -71,12 +72,24 @@ def test_analysis_recovers_the_known_surface(swept) -> None:
     _, df = swept
     rc = rf_correlation(df)
     overall = rc[(rc.target == "all") & (rc.gap == "all")].iloc[0]
-    assert overall.rho < 0 and overall.n == len(GRID.points)
+    # Spearman rho over architectures (test AUROC averaged over seeds) against the receptive field, from scipy
+    arch = df.groupby(["depth", "channels", "kernel_size", "gap"])[["receptive_field_s", "test_macro_auroc"]].mean()
+    want = spearmanr(arch.receptive_field_s, arch.test_macro_auroc)
+    assert overall.n == len(arch) == len(GRID.points)
+    assert overall.rho == pytest.approx(want.statistic, abs=1e-12) and overall.p == pytest.approx(want.pvalue)
+    assert overall.rho < -0.3  # the surrogate's surface: small fields win
     ge = gap_effect(df, threshold_s=2.0)
     a = ge[ge.target == "all"].set_index("rf_bin")
     local, wide = a.loc["local (< 2.00 s)"], a.loc["global (>= 2.00 s)"]
-    assert local.mean_diff > 0.01 > wide.mean_diff
-    assert local.n_pairs + wide.n_pairs == len(df) // 2
+    # GAP - noGAP of the runs paired by (D, C, K, seed), split at a 2 s field
+    keys = ["depth", "channels", "kernel_size", "seed"]
+    pairs = df[df.gap].set_index(keys).join(df[~df.gap].set_index(keys), rsuffix="_nogap", how="inner")
+    diff = pairs.test_macro_auroc - pairs.test_macro_auroc_nogap
+    is_local = pairs.receptive_field_s < 2.0
+    assert (local.n_pairs, wide.n_pairs) == (int(is_local.sum()), int((~is_local).sum())) and len(pairs) == len(df) // 2
+    assert local.mean_diff == pytest.approx(diff[is_local].mean(), abs=1e-12)
+    assert wide.mean_diff == pytest.approx(diff[~is_local].mean(), abs=1e-12)
+    assert local.mean_diff > 0.01 > wide.mean_diff  # planted: +0.02 for local fields, -0.005 for wide ones
 
 
 def test_pareto_front_on_hand_made_points() -> None:
@@ -106,7 +119,10 @@ def test_analyze_writes_tables_figures_and_findings(swept, tmp_path: Path) -> No
     names = {p.name for p in rep.files}
     for stem in ("results", "rf_correlation", "gap_effect", "cost", "best_per_label", "perf_vs_depth"):
         assert {f"{stem}.csv", f"{stem}.md"} <= names
-    assert all(p.stat().st_size > 0 for p in rep.files)
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(results) == len(df) and sorted(results.test_macro_auroc) == pytest.approx(sorted(df.test_macro_auroc))
+    rc = pd.read_csv(tmp_path / "out" / "rf_correlation.csv")
+    pd.testing.assert_frame_equal(rc, rf_correlation(df), check_dtype=False)
     cost = pd.read_csv(tmp_path / "out" / "cost.csv")
     assert len(cost) == len(GRID.points) and cost.pareto_params.any()
     text = (tmp_path / "out" / "findings.md").read_text()

@@ -24,6 +24,7 @@ class CountingRunner:
 
     def __init__(self, interrupt_at: int | None = None):
         self.calls: collections.Counter = collections.Counter()
+        self.outcomes: dict[tuple[str, int], TrialOutcome] = {}
         self.n = 0
         self.interrupt_at = interrupt_at
         self.inner = SurrogateRunner()
@@ -35,7 +36,9 @@ class CountingRunner:
             (trial_dir / "last.safetensors").write_bytes(b"")
             raise KeyboardInterrupt
         self.calls[(config.arch.key, config.seed)] += 1
-        return self.inner(config, trial_dir, report)
+        outcome = self.inner(config, trial_dir, report)
+        self.outcomes[(config.arch.key, config.seed)] = outcome
+        return outcome
 
 
 def _settings(tmp_path: Path, **kw) -> SweepSettings:
@@ -51,19 +54,23 @@ def test_sweep_runs_every_point_once_and_stores_results(tmp_path: Path) -> None:
     df = study_results("s", studies_dir=tmp_path)
     assert len(df) == 6
     assert sorted(zip(df.config, df.seed, strict=True)) == sorted((k, s) for k in GRID.keys for s in (0, 1))
-    for col in (
-        "params",
-        "flops",
-        "receptive_field",
-        "receptive_field_s",
-        "train_seconds",
-        "test_macro_auroc",
-        "val_macro_auroc",
-        "test_group_rhythm",
-        "test_label_AF",
-        "test_source_cpsc_macro_auroc",
-    ):
-        assert df[col].notna().all(), col
+    # every stored number is the one the runner returned for that (config, seed)
+    for row in df.itertuples():
+        out = runner.outcomes[(row.config, row.seed)]
+        stored = {
+            "params": out.params,
+            "flops": out.flops,
+            "receptive_field": out.receptive_field,
+            "receptive_field_s": out.receptive_field_s,
+            "train_seconds": out.train_seconds,
+            "test_macro_auroc": out.test_metrics["macro_auroc"],
+            "val_macro_auroc": out.val_metrics["macro_auroc"],
+            "test_group_rhythm": out.per_group["test"]["rhythm"],
+            "test_label_AF": out.per_label["test"]["AF"],
+            "test_source_cpsc_macro_auroc": out.per_source["cpsc"]["macro_auroc"],
+        }
+        for col, want in stored.items():
+            assert getattr(row, col) == pytest.approx(want, rel=1e-12), (row.config, row.seed, col)
     assert (tmp_path / "s" / "study.db").is_file()
     assert all(Path(d).parent == tmp_path / "s" / "trials" for d in df.run_dir)
     st = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'study.db'}")
