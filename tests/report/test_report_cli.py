@@ -29,8 +29,11 @@ def test_recommend_json_each_budget(surrogate_study) -> None:
     latency = runner.invoke(app, [*base, "--budget-latency-ms", "10000"])
     assert latency.exit_code == 0, latency.output
     lat = json.loads(latency.output)
-    assert lat["cost"]["latency_ms"] > 0
-    assert (studies / name / "latency.json").is_file()  # measurements cached in the study folder
+    # the latency reported is one of the measurements cached in the study folder (no wall-clock threshold here:
+    # what a measurement is, is test_recommend's job)
+    cached = json.loads((studies / name / "latency.json").read_text())["entries"]
+    assert lat["cost"]["latency_ms"] in [e["latency_ms"] for e in cached.values()]
+    assert lat["cost"]["latency_ms"] <= 10000
 
 
 def test_recommend_table_and_no_fit_error(surrogate_study) -> None:

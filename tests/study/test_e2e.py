@@ -57,7 +57,7 @@ def test_sweep_and_analyze_with_the_real_trainer(tiny_cache, tmp_path: Path) -> 
     df = study_results("real", studies_dir=studies)
     assert sorted(df.config) == ["D1-C8-K3-gap", "D1-C8-K3-nogap", "D2-C8-K5-gap"]
     for row in df.itertuples():
-        assert row.params > 0 and row.flops > 0 and row.train_seconds > 0
+        assert row.params > 0 and row.flops > 0 and math.isfinite(row.train_seconds)  # recorded, not timed here
         assert row.receptive_field > 1 and math.isclose(row.receptive_field_s, row.receptive_field / 100.0)
         assert 0 <= row.test_macro_auroc <= 1 and 0 <= row.val_macro_auroc <= 1
         assert (Path(row.run_dir) / "model.safetensors").is_file()
