@@ -18,6 +18,10 @@ from ecgscale.infer import export_model, read_export_metadata
 from ecgscale.train import load_run
 
 WINDOW = 500
+# Exported and PyTorch float32 probabilities (in [0, 1]) may differ only by the rounding of reordered float32 sums:
+# ~1e-7 observed (1 ulp of 1.0 is 1.2e-7), allowed 1e-5. A graph that computes something else (a BatchNorm eps, a
+# layout or fusion mistake) differs by more; export_model's own check allows 1e-4.
+FLOAT32_PARITY = 1e-5
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 KEYS = {
     "labels",
@@ -56,7 +60,7 @@ def _check_metadata(meta: dict, run_dir: Path) -> None:
 def test_onnx_parity_dynamic_batch_and_metadata(tiny_run, tmp_path):
     out = tmp_path / "model.onnx"
     result = export_model(tiny_run, "onnx", out)
-    assert result.dynamic_time and result.max_abs_diff is not None and result.max_abs_diff < 1e-4
+    assert result.dynamic_time and 0.0 <= result.max_abs_diff < FLOAT32_PARITY  # export_model measured it
     proto = onnx.load(str(out))
     onnx.checker.check_model(proto, full_check=True)
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
@@ -67,7 +71,7 @@ def test_onnx_parity_dynamic_batch_and_metadata(tiny_run, tmp_path):
         x = _batch(n, length)
         got = session.run(["probabilities"], {"ecg": x})[0]
         assert got.shape == (n, 26)
-        assert np.max(np.abs(got - _torch_probs(tiny_run, x))) < 1e-4
+        assert np.max(np.abs(got - _torch_probs(tiny_run, x))) < FLOAT32_PARITY
     meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
     _check_metadata(meta, tiny_run)
     assert meta["input"]["dynamic_time"] is True and meta["input"]["window_samples"] == WINDOW
@@ -93,7 +97,7 @@ def test_torchscript_parity_and_extra_files(tiny_run, tmp_path):
         x = _batch(n)
         with torch.no_grad():
             got = module(torch.from_numpy(x)).numpy()
-        assert np.max(np.abs(got - _torch_probs(tiny_run, x))) < 1e-4
+        assert np.max(np.abs(got - _torch_probs(tiny_run, x))) < FLOAT32_PARITY
     _check_metadata({k: json.loads(v) for k, v in files.items()}, tiny_run)
     assert read_export_metadata(out)["preprocess_hash"] == json.loads(files["preprocess_hash"])
 
@@ -112,20 +116,20 @@ def test_nogap_export_has_a_fixed_time_axis(tiny_run_nogap, tmp_path):
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for n in (1, 5):
         x = _batch(n)
-        assert np.max(np.abs(session.run(None, {"ecg": x})[0] - _torch_probs(tiny_run_nogap, x))) < 1e-4
+        assert np.max(np.abs(session.run(None, {"ecg": x})[0] - _torch_probs(tiny_run_nogap, x))) < FLOAT32_PARITY
     ts = tmp_path / "nogap.pt"
     export_model(tiny_run_nogap, "torchscript", ts)
     module = torch.jit.load(str(ts))
     x = _batch(5)
     with torch.no_grad():
-        assert np.max(np.abs(module(torch.from_numpy(x)).numpy() - _torch_probs(tiny_run_nogap, x))) < 1e-4
+        assert np.max(np.abs(module(torch.from_numpy(x)).numpy() - _torch_probs(tiny_run_nogap, x))) < FLOAT32_PARITY
 
 
 def test_cli_export_and_bad_arguments(tiny_run, tmp_path):
     out = tmp_path / "cli.onnx"
     res = CliRunner().invoke(app, ["export", str(tiny_run), "--format", "onnx", "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["max_abs_diff"] < 1e-4 and out.is_file()
+    assert json.loads(res.output)["max_abs_diff"] < FLOAT32_PARITY and out.is_file()
     with pytest.raises(ConfigError, match="format"):
         export_model(tiny_run, "tflite", tmp_path / "m.tflite")
     with pytest.raises(ConfigError, match="opset"):
