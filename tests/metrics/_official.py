@@ -19,6 +19,7 @@ records and classes, one line per rule:
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -50,8 +51,26 @@ def read_weights_csv(path: Path) -> tuple[list[frozenset[str]], list[str], np.nd
     return [frozenset(n.split("|")) for n in names], names, w
 
 
+#: The copy bundled with ecgscale: used only where the official copy is not readable, and only if it has the
+#: official file's SHA-256 (so the table read is the official one either way).
+BUNDLED_WEIGHTS = (
+    Path(__file__).resolve().parents[2] / "src" / "ecgscale" / "data" / "resources" / "cinc2021" / "weights.csv"
+)
+
+
+def official_weights_csv() -> Path:
+    """The official ``weights.csv``: the reference copy, else the bundled one after checking its SHA-256."""
+    official = OFFICIAL_DIR / "weights.csv"
+    if official.is_file():
+        return official
+    digest = hashlib.sha256(BUNDLED_WEIGHTS.read_bytes()).hexdigest()
+    if digest != OFFICIAL_WEIGHTS_SHA256:
+        raise ValueError(f"{BUNDLED_WEIGHTS} is not the official weights.csv (SHA-256 {digest})")
+    return BUNDLED_WEIGHTS
+
+
 def official_weights(path: Path | None = None) -> tuple[list[frozenset[str]], list[str], np.ndarray]:
-    return read_weights_csv(path if path is not None else OFFICIAL_DIR / "weights.csv")
+    return read_weights_csv(path if path is not None else official_weights_csv())
 
 
 def encode(code_sets: Iterable[Iterable[str]], classes: Sequence[frozenset[str]]) -> np.ndarray:
