@@ -1,4 +1,5 @@
-"""``evaluate_run`` predicts a split once and derives the overall and the per-source metrics from it."""
+"""``evaluate_run`` predicts a split once and derives the overall and the per-source metrics from it, and refuses
+a cache whose preprocessing or label space differs from the run's."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from ecgscale.cli import app
+from ecgscale.errors import ConfigError
 from ecgscale.metrics import compute_metrics
 from ecgscale.train import TrainConfig, evaluate_run, load_run, train_run
 from ecgscale.train import evaluate as evaluate_mod
@@ -71,3 +75,39 @@ def test_small_sources_are_left_out_and_defaults_are_unchanged(tiny_cache, run_d
     assert set(res["per_source"]) == set(counts[counts >= cut].index)
     plain = evaluate_run(run_dir, split="val", cache=tiny_cache, n_bootstrap=0, write=False)
     assert "per_source" not in plain and not (run_dir / "predictions_val.npz").exists()
+
+
+def _cache_like(tiny_cache, synth_cinc_tree, out, **changes):
+    """The tiny cache's records prepared again with some preprocessing or label choice changed."""
+    from dataclasses import replace
+
+    from ecgscale.data.cache import build_cache, open_cache
+
+    labels = changes.pop("labels", "auto")
+    build_cache(
+        [synth_cinc_tree], out, config=replace(tiny_cache.config, **changes), labels=labels, workers=1, progress=False
+    )
+    return open_cache(out)
+
+
+def test_a_cache_with_other_preprocessing_is_refused(tiny_cache, synth_cinc_tree, run_dir, tmp_path):
+    """Same records, same windows, same labels; only the band-pass differs: evaluating would run, so the hash
+    check is what stops it (through the API and the CLI), and nothing is written."""
+    other = _cache_like(tiny_cache, synth_cinc_tree, tmp_path / "other", bandpass=(1.0, 30.0))
+    assert other.preprocess_hash != tiny_cache.preprocess_hash
+    assert other.label_space.keys == tiny_cache.label_space.keys and other.window_length == tiny_cache.window_length
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    with pytest.raises(ConfigError, match=r"preprocessed differently \(hash .*\) from the run's training cache"):
+        evaluate_run(run_dir, cache=other, n_bootstrap=0)
+    res = CliRunner().invoke(app, ["evaluate", str(run_dir), "--cache", str(other.path), "--n-bootstrap", "0"])
+    assert isinstance(res.exception, ConfigError) and "preprocessed differently" in str(res.exception), res.output
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+
+
+def test_a_cache_with_another_label_space_is_refused(tiny_cache, synth_cinc_tree, run_dir, tmp_path):
+    """Same preprocessing hash, other label space (every CinC code, not the 26 scored classes)."""
+    other = _cache_like(tiny_cache, synth_cinc_tree, tmp_path / "all", labels="cinc2021-all")
+    assert other.preprocess_hash == tiny_cache.preprocess_hash
+    assert other.label_space.keys != tiny_cache.label_space.keys
+    with pytest.raises(ConfigError, match=r"label space 'cinc2021-all' \(\d+ classes\) but the run predicts"):
+        evaluate_run(run_dir, cache=other, n_bootstrap=0, write=False)

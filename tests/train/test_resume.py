@@ -142,3 +142,33 @@ def test_resume_after_an_epoch_callback_exception(planted, planted_data, tmp_pat
     full = trainer(tmp_path / "b").fit()
     assert _comparable(resumed.history) == _comparable(full.history)
     assert [h["lr"] for h in resumed.history] == [h["lr"] for h in full.history]
+
+
+@pytest.mark.slow
+def test_cli_resume_refuses_a_changed_training_config(tiny_cache, tmp_path):
+    """``ecgscale train --resume`` with another training setting is refused with the setting named and the run
+    left alone; the same command (or one changing only a free setting such as --max-minutes) is accepted."""
+    from typer.testing import CliRunner
+
+    from ecgscale.cli import app
+    from ecgscale.errors import ConfigError
+
+    run = tmp_path / "run"
+    base = ["train", "--cache", str(tiny_cache.path), "-D", "1", "-C", "8", "-K", "3", "--out", str(run)]
+    base += ["--epochs", "1", "--batch-size", "32", "--precision", "fp32", "--no-progress"]
+    runner = CliRunner()
+    first = runner.invoke(app, base)
+    assert first.exit_code == 0, (first.output, first.exception)
+    files = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+
+    for change, key in ((["--lr", "0.01"], "lr"), (["--weight-decay", "0.5"], "weight_decay")):
+        res = runner.invoke(app, [*base, *change, "--resume"])
+        assert isinstance(res.exception, ConfigError), (change, res.output, res.exception)
+        msg = str(res.exception)
+        assert "cannot resume with a different training config" in msg and f"{key}: saved" in msg, msg
+        assert ("lr: saved" in msg) == (key == "lr"), msg  # only the changed setting is named
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == files  # nothing written by the refusals
+
+    for same in ([], ["--max-minutes", "5"]):
+        res = runner.invoke(app, [*base, *same, "--resume"])
+        assert res.exit_code == 0, (same, res.output, res.exception)

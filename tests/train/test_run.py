@@ -143,3 +143,31 @@ def test_trainer_accepts_a_cache_dataset(tiny_cache):
     a, b = fit(), fit()
     assert train.epoch == 1  # set_epoch was called for the second epoch
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+
+
+@pytest.mark.slow
+def test_train_run_leaves_the_callers_global_rng_and_flags_alone(tiny_cache, tmp_path):
+    """Dropout masks, crops, data order and initialisation come from the run's own seeds: the global torch,
+    numpy and Python RNG states and torch's deterministic-algorithms flag are the same after ``train_run``."""
+    import random
+
+    import numpy as np
+    import torch
+
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, precision="fp32", patience=None, crop_s=4.0, seed=3)
+    torch.manual_seed(1234)
+    np.random.seed(4321)
+    random.seed(99)
+    torch.use_deterministic_algorithms(False)
+    before = (torch.get_rng_state(), np.random.get_state(), random.getstate())
+    train_run(tiny_cache, {**MODEL, "dropout": 0.3}, cfg, tmp_path / "run", progress=False)
+    assert torch.equal(torch.get_rng_state(), before[0])
+    after_np = np.random.get_state()
+    assert after_np[0] == before[1][0] and np.array_equal(after_np[1], before[1][1]) and after_np[2:] == before[1][2:]
+    assert random.getstate() == before[2]
+    assert not torch.are_deterministic_algorithms_enabled()
+    # and the next draws are the ones the caller's seeds give
+    torch.manual_seed(1234)
+    want = torch.rand(3)
+    torch.set_rng_state(before[0])
+    assert torch.equal(torch.rand(3), want)
