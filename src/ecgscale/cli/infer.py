@@ -31,8 +31,11 @@ def predict(
     ),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv (one table) or challenge (official CinC 2021 files)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Windows per forward pass (records are batched together)."),
-    aggregate: str = typer.Option(
-        "mean", "--aggregate", help="How the windows of a long record are combined: mean or max of probabilities."
+    aggregate: str | None = typer.Option(
+        None,
+        "--aggregate",
+        help="How the windows of a record are combined: mean or max of probabilities (default: the run's own "
+        "aggregation for a run trained on crops, else mean).",
     ),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 autocast (faster on recent CPUs/GPUs)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N."),

@@ -18,10 +18,11 @@ __all__ = ["evaluate", "train"]
 
 @app.command("train")
 def train(
+    ctx: typer.Context,
     cache: Path = typer.Option(..., "--cache", "-c", help="Prepared cache (ecgscale prepare)."),
-    depth: int = typer.Option(..., "--depth", "-D", help="Residual blocks D."),
-    channels: int = typer.Option(..., "--channels", "-C", help="Channels (width) C."),
-    kernel: int = typer.Option(..., "--kernel", "-K", help="Kernel size K (odd)."),
+    depth: int | None = typer.Option(None, "--depth", "-D", help="Residual blocks D (required without --recipe)."),
+    channels: int | None = typer.Option(None, "--channels", "-C", help="Channels C (required without --recipe)."),
+    kernel: int | None = typer.Option(None, "--kernel", "-K", help="Kernel size K, odd (required without --recipe)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
     no_gap: bool = typer.Option(False, "--no-gap", help="Flatten + linear head instead of global average pooling."),
     dropout: float = typer.Option(0.0, "--dropout", help="Dropout inside residual blocks."),
@@ -39,6 +40,20 @@ def train(
         "challenge, macro_auprc, macro_f1, val_loss.",
     ),
     pos_weight: bool = typer.Option(False, "--pos-weight", help="Weight positives by train label frequency."),
+    recipe: str | None = typer.Option(
+        None,
+        "--recipe",
+        help="Start from a recipe: a built-in name (ptbxl) or a TOML file; options given here override it.",
+    ),
+    crop_s: float | None = typer.Option(
+        None, "--crop-s", help="Train on random crops of this many seconds (default: the cache's whole window)."
+    ),
+    eval_stride_s: float | None = typer.Option(
+        None, "--eval-stride-s", help="With --crop-s: stride of the evaluation windows in seconds (default: crop)."
+    ),
+    eval_aggregate: str = typer.Option(
+        "mean", "--eval-aggregate", help="With --crop-s: combine window probabilities by mean or max."
+    ),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 on CPU, fp16 on CUDA), fp32, bf16, fp16."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and augmentation."),
@@ -63,35 +78,41 @@ def train(
     from ecgscale.train import TrainConfig, train_run
     from ecgscale.train.distributed import context_from_env, init_distributed, spawn_train
 
-    cfg = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        schedule=schedule,
-        warmup_epochs=warmup_epochs,
-        patience=patience or None,
-        monitor=monitor,
-        pos_weight=pos_weight,
-        precision=precision,
-        device=device,
-        seed=seed,
-        num_workers=num_workers,
-        max_minutes=max_minutes,
-        tensorboard=tensorboard,
-        checkpoint_every=checkpoint_every,
-    )
-    ecg_cache = open_cache(cache)
-    model: dict[str, Any] = {
-        "depth": depth,
-        "channels": channels,
-        "kernel_size": kernel,
-        "gap": not no_gap,
-        "n_classes": len(ecg_cache.label_space),
-        "dropout": dropout,
+    given = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "schedule": schedule,
+        "warmup_epochs": warmup_epochs,
+        "patience": patience or None,
+        "monitor": monitor,
+        "pos_weight": pos_weight,
+        "precision": precision,
+        "device": device,
+        "seed": seed,
+        "num_workers": num_workers,
+        "max_minutes": max_minutes,
+        "tensorboard": tensorboard,
+        "checkpoint_every": checkpoint_every,
+        "crop_s": crop_s,
+        "eval_stride_s": eval_stride_s,
+        "eval_aggregate": eval_aggregate,
     }
-    if no_gap:
-        model["input_length"] = int(ecg_cache.window_length)
+    arch = {"depth": depth, "channels": channels, "kernel_size": kernel, "gap": not no_gap, "dropout": dropout}
+    ecg_cache = open_cache(cache)
+    if recipe is not None:
+        given, arch = _apply_recipe(ctx, recipe, given, arch, ecg_cache)
+    missing = [f"--{k.split('_')[0]}" for k in ("depth", "channels", "kernel_size") if arch[k] is None]
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)} (or a --recipe that sets them)", key=missing[0])
+    cfg = TrainConfig(**given)
+    model: dict[str, Any] = {**arch, "n_classes": len(ecg_cache.label_space)}
+    if not model["gap"]:
+        from ecgscale.train.trainer import eval_windows_of
+
+        spec = eval_windows_of(cfg, float(ecg_cache.config.fs), int(ecg_cache.window_length))
+        model["input_length"] = int(ecg_cache.window_length) if spec is None else spec.length
     show = progress and not as_json
     if ddp:
         ctx = context_from_env(os.environ)
@@ -118,6 +139,34 @@ def train(
         console.print_json(json.dumps(_result_dict(result), default=str))
         return
     _print_train_summary(result, model)
+
+
+def _apply_recipe(
+    ctx: typer.Context, recipe: str, given: dict[str, Any], arch: dict[str, Any], cache: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Recipe values for every option left at its default; options typed on the command line win."""
+    from click.core import ParameterSource
+
+    from ecgscale.train.recipes import check_preprocess, load_recipe
+
+    loaded = load_recipe(recipe)
+    params = {"kernel_size": "kernel", "gap": "no_gap"}
+
+    def explicit(key: str) -> bool:
+        src = ctx.get_parameter_source(params.get(key, key))
+        return src is not None and src not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+    given = dict(given)
+    for key, value in loaded["train"].items():
+        if not explicit(key):
+            given[key] = value
+    arch = dict(arch)
+    for key, value in loaded["model"].items():
+        if not explicit(key):
+            arch[key] = value
+    for line in check_preprocess(loaded, cache.config):
+        console.print(f"[yellow]warning:[/] recipe {recipe}: {line}")
+    return given, arch
 
 
 def _result_dict(result: Any) -> dict[str, Any]:

@@ -6,7 +6,9 @@ default), so the model sees bit-for-bit the numbers it saw in training and valid
 training length (stride = window; the last window aligned to the end; a record shorter than one window is
 zero-padded at the end, like training) → one forward pass over windows of many records at once → sigmoid →
 aggregated over the windows of each record (``mean`` by default, or ``max``) → thresholded with the run's
-validation-tuned thresholds.
+validation-tuned thresholds. A run trained on crops (``TrainConfig.crop_s``) records its evaluation windows in
+``config.json`` (``eval_windows``: length, stride, aggregation); prediction then uses windows of the crop length
+at that stride and that aggregation, as its validation and test metrics did (``ecgscale.train.windows``).
 
 Bad input never stops a batch: each unreadable or unusable file becomes one error entry (path, reason, message)
 and the other files are still predicted. See ``docs/predict.md`` for the choices (aggregation, low sampling
@@ -49,25 +51,19 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-AGGREGATES = ("mean", "max")
+AGGREGATES = ("mean", "max")  # ecgscale.train.windows.AGGREGATES (not imported here: that would import torch)
 PRECISIONS = ("fp32", "bf16")
 ERROR_COLUMNS = ("path", "record_id", "reason", "error")
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
-def window_starts(n_samples: int, length: int) -> list[int]:
-    """Window starts covering ``n_samples``: stride ``length``, the last window ending at the last sample.
+def window_starts(n_samples: int, length: int, stride: int | None = None) -> list[int]:
+    """Window starts covering ``n_samples`` (``ecgscale.train.windows.window_starts``, the one implementation
+    that training, evaluation and prediction share): every ``stride`` samples (default ``length``), the last
+    window ending at the last sample; a record of at most one window gets the single start 0."""
+    from ecgscale.train.windows import window_starts as starts
 
-    A record of at most one window gets the single start 0 (it is zero-padded to ``length``, as in training).
-    """
-    if length < 1:
-        raise ConfigError(f"window length {length} must be at least 1 sample", key="length")
-    if n_samples <= length:
-        return [0]
-    starts = list(range(0, n_samples - length + 1, length))
-    if starts[-1] != n_samples - length:
-        starts.append(n_samples - length)
-    return starts
+    return starts(n_samples, length, stride)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +143,9 @@ class Predictor:
     """A trained run, ready to predict on new records.
 
     ``aggregate`` combines the probabilities of a record's windows (``"mean"`` or ``"max"``, see
-    ``docs/predict.md``); ``batch_size`` counts windows per forward pass; ``precision="bf16"`` runs under bf16
-    autocast (faster on CPUs with AVX-512-BF16 and on GPUs, probabilities differ by ~1e-2).
+    ``docs/predict.md``; ``None``: the run's own, recorded in ``config.json`` ``eval_windows``, else mean);
+    ``batch_size`` counts windows per forward pass; ``precision="bf16"`` runs under bf16 autocast (faster on
+    CPUs with AVX-512-BF16 and on GPUs, probabilities differ by ~1e-2).
     ``allow_upsample`` accepts records sampled below the model's rate as long as their Nyquist frequency still
     covers the band-pass the model was trained on; by default such records are refused. ``workers`` threads
     read and preprocess the next records while the model runs (0: in the calling thread).
@@ -160,7 +157,7 @@ class Predictor:
         *,
         device: Any = None,
         batch_size: int = 64,
-        aggregate: str = "mean",
+        aggregate: str | None = None,
         precision: str = "fp32",
         allow_upsample: bool = False,
         workers: int = 1,
@@ -169,7 +166,7 @@ class Predictor:
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"got {batch_size!r}; allowed: an integer >= 1", key="batch_size")
-        if aggregate not in AGGREGATES:
+        if aggregate is not None and aggregate not in AGGREGATES:
             raise ConfigError(f"got {aggregate!r}; allowed: {' | '.join(AGGREGATES)}", key="aggregate")
         if precision not in PRECISIONS:
             raise ConfigError(f"got {precision!r}; allowed: {' | '.join(PRECISIONS)}", key="precision")
@@ -181,6 +178,15 @@ class Predictor:
         self.label_space = loaded.label_space
         self.thresholds = np.asarray(loaded.thresholds, dtype=np.float64)
         self.batch_size = batch_size
+        raw = loaded.config.get("eval_windows")
+        #: The run's evaluation windows (None: windows of the whole training window, adjacent).
+        self.eval_windows = None
+        if raw is not None:
+            from ecgscale.train.windows import WindowSpec
+
+            self.eval_windows = WindowSpec.from_dict(raw)
+        if aggregate is None:
+            aggregate = "mean" if self.eval_windows is None else self.eval_windows.aggregate
         self.aggregate = aggregate
         self.precision = precision
         self.allow_upsample = bool(allow_upsample)
@@ -195,8 +201,17 @@ class Predictor:
 
     @property
     def window_length(self) -> int:
-        """Model input length in samples (the training window)."""
+        """Model input length in samples (the training window, or the crop length of a run trained on crops)."""
+        if self.eval_windows is not None:
+            return int(self.eval_windows.length)
         return int(self.preprocess_config.window_samples)
+
+    @property
+    def window_stride(self) -> int:
+        """Samples between window starts (the run's evaluation stride; the window length by default)."""
+        if self.eval_windows is not None and self.eval_windows.stride is not None:
+            return int(self.eval_windows.stride)
+        return self.window_length
 
     @property
     def fs(self) -> float:
@@ -249,7 +264,8 @@ class Predictor:
         n = signal.shape[-1]
         if n <= length:
             return window(signal, length)[None]
-        return np.stack([signal[:, s : s + length] for s in window_starts(n, length)]).astype(np.float32, copy=False)
+        starts = window_starts(n, length, self.window_stride)
+        return np.stack([signal[:, s : s + length] for s in starts]).astype(np.float32, copy=False)
 
     def predict_windows(self, windows: np.ndarray) -> np.ndarray:
         """Probabilities float32 ``(n, K)`` of ``(n, 12, window)`` inputs, in batches of :attr:`batch_size`."""
@@ -273,8 +289,9 @@ class Predictor:
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def _row(self, record: Any, window_probs: np.ndarray) -> PredictionRow:
-        probs = window_probs.mean(axis=0) if self.aggregate == "mean" else window_probs.max(axis=0)
-        probs = probs.astype(np.float32)
+        from ecgscale.train.windows import aggregate_probabilities
+
+        probs = aggregate_probabilities(window_probs, self.aggregate, axis=0).astype(np.float32)
         labels = probs >= self.thresholds
         abbr = self.label_space.abbreviations
         keys = self.label_space.keys

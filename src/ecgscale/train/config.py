@@ -11,12 +11,13 @@ from typing import Any
 from ecgscale.config import reject_unknown_keys
 from ecgscale.errors import ConfigError
 
-__all__ = ["MONITORS", "PRECISIONS", "SCHEDULES", "TrainConfig"]
+__all__ = ["AGGREGATES", "MONITORS", "PRECISIONS", "SCHEDULES", "TrainConfig"]
 
 #: Validation metrics that early stopping and best-checkpoint selection can follow (``val_loss`` is minimised).
 MONITORS = ("macro_auroc", "challenge", "macro_auprc", "macro_f1", "val_loss")
 SCHEDULES = ("cosine", "onecycle")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+AGGREGATES = ("mean", "max")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +26,9 @@ class TrainConfig:
 
     ``batch_size`` is the global batch: under data-parallel training each of ``W`` processes takes
     ``batch_size / W`` records of every step, so a run on 2 processes follows the same optimisation as one.
-    ``precision="auto"`` means bf16 autocast on CPU (about twice as fast on AVX-512-BF16 CPUs) and fp16
-    autocast with a ``GradScaler`` on CUDA. ``max_minutes`` is a wall-clock budget checked after every step.
+    ``precision="auto"`` means bf16 autocast on CPUs with AVX-512 BF16 or AMX (about twice as fast there), fp32
+    on other CPUs (emulated bf16 is slower than fp32), and fp16 autocast with a ``GradScaler`` on CUDA.
+    ``max_minutes`` is a wall-clock budget checked after every step.
     """
 
     epochs: int = 30
@@ -50,6 +52,9 @@ class TrainConfig:
     checkpoint_every: int = 50
     deterministic: bool = True
     random_crop: bool = True
+    crop_s: float | None = None
+    eval_stride_s: float | None = None
+    eval_aggregate: str = "mean"
 
     def __post_init__(self) -> None:
         def bad(key: str, allowed: str) -> ConfigError:
@@ -93,6 +98,12 @@ class TrainConfig:
             raise bad("max_minutes", "a finite number > 0, or None for no budget")
         if not _is_int(self.checkpoint_every) or self.checkpoint_every < 0:
             raise bad("checkpoint_every", "an integer >= 0 (steps between mid-epoch resume checkpoints; 0 = off)")
+        if self.crop_s is not None and not _is_pos(self.crop_s):
+            raise bad("crop_s", "a finite number of seconds > 0, or None for the whole window")
+        if self.eval_stride_s is not None and not _is_pos(self.eval_stride_s):
+            raise bad("eval_stride_s", "a finite number of seconds > 0, or None for the crop length")
+        if self.eval_aggregate not in AGGREGATES:
+            raise bad("eval_aggregate", " | ".join(AGGREGATES))
         for key in ("tensorboard", "deterministic", "random_crop"):
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, "true or false")

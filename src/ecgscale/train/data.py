@@ -27,6 +27,7 @@ __all__ = [
     "CacheSource",
     "DatasetSource",
     "as_source",
+    "crop_batch",
     "crop_positions",
     "epoch_order",
     "fit_window",
@@ -41,11 +42,14 @@ class BatchSource(Protocol):
 
     def __len__(self) -> int: ...
 
-    def batch(self, indices: np.ndarray, positions: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, leads, window) float32`` and ``y (B, K) float32`` for source rows ``indices``.
+    def batch(
+        self, indices: np.ndarray, positions: np.ndarray | None, length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, leads, length or window) float32`` and ``y (B, K) float32`` for source rows ``indices``.
 
         ``positions`` (floats in [0, 1), one per row) choose random crop starts for training; ``None``
-        means the evaluation window (centre crop, zero pad if short).
+        means the evaluation window (centre crop, zero pad if short). ``length`` (default ``window``) is the
+        crop length: training on crops shorter than the stored window (``TrainConfig.crop_s``).
         """
         ...
 
@@ -72,6 +76,15 @@ def fit_window(signal: np.ndarray, window: int, position: float | None) -> np.nd
     out = np.zeros((*signal.shape[:-1], window), dtype=signal.dtype)
     out[..., :n] = signal
     return out
+
+
+def crop_batch(x: torch.Tensor, length: int, positions: np.ndarray | None) -> torch.Tensor:
+    """Crop ``(B, leads, L)`` to ``(B, leads, length)`` at ``positions`` (None = centre); pads short rows as
+    :func:`fit_window` does. For sources that only give whole windows (generic datasets)."""
+    if x.shape[-1] == length and positions is None:
+        return x
+    rows = [fit_window(x[j].numpy(), length, None if positions is None else float(positions[j])) for j in range(len(x))]
+    return torch.from_numpy(np.ascontiguousarray(np.stack(rows), dtype=np.float32))
 
 
 class ArraySource:
@@ -113,13 +126,16 @@ class ArraySource:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batch(self, indices: np.ndarray, positions: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._stack is not None and self._stack.shape[-1] == self.window:
+    def batch(
+        self, indices: np.ndarray, positions: np.ndarray | None, length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        length = self.window if length is None else int(length)
+        if self._stack is not None and self._stack.shape[-1] == length:
             x = self._stack[indices]  # fancy indexing copies: one vectorised gather, the common case
         else:
             x = np.stack(
                 [
-                    fit_window(self._signals[i], self.window, None if positions is None else positions[j])
+                    fit_window(self._signals[i], length, None if positions is None else positions[j])
                     for j, i in enumerate(indices)
                 ]
             )
@@ -149,13 +165,32 @@ class CacheSource:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def batch(self, indices: np.ndarray, positions: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, indices: np.ndarray, positions: np.ndarray | None, length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.rows[indices]
-        starts = None
-        if positions is not None:
-            starts = np.floor(np.asarray(positions) * (self._slack[indices] + 1)).astype(np.int64)
-        x, _ = self.cache.get_batch(rows, starts=starts)
-        return torch.from_numpy(x), torch.from_numpy(self.labels[indices])
+        if length is None or int(length) == self.window:
+            starts = None
+            if positions is not None:
+                starts = np.floor(np.asarray(positions) * (self._slack[indices] + 1)).astype(np.int64)
+            x, _ = self.cache.get_batch(rows, starts=starts)
+            return torch.from_numpy(x), torch.from_numpy(self.labels[indices])
+        return torch.from_numpy(self._crops(rows, positions, int(length))), torch.from_numpy(self.labels[indices])
+
+    def _crops(self, rows: np.ndarray, positions: np.ndarray | None, length: int) -> np.ndarray:
+        """Crops of ``length`` samples from anywhere in the stored signals (centre ones when ``positions`` is
+        None); a record shorter than ``length`` is zero-padded at the end."""
+        offsets = self.cache.offsets
+        sig = self.cache.signals
+        x = np.zeros((len(rows), 12, length), dtype=np.float32)
+        for b, r in enumerate(rows.tolist()):
+            a, e = int(offsets[r]), int(offsets[r + 1])
+            n = e - a
+            slack = max(n - length, 0)
+            start = slack // 2 if positions is None else int(positions[b] * (slack + 1))
+            take = min(length, n)
+            x[b, :, :take] = sig[a * 12 : e * 12].reshape(12, n)[:, start : start + take]
+        return x
 
 
 class DatasetSource:
@@ -174,10 +209,14 @@ class DatasetSource:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batch(self, indices: np.ndarray, positions: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, indices: np.ndarray, positions: np.ndarray | None, length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         items = [self.dataset[int(i)] for i in indices]
         x = torch.stack([torch.as_tensor(it[0], dtype=torch.float32) for it in items])
         y = torch.stack([torch.as_tensor(it[1], dtype=torch.float32) for it in items])
+        if length is not None and int(length) != x.shape[-1]:
+            x = crop_batch(x, int(length), positions)  # the dataset's own window, cropped here
         return x, y
 
 

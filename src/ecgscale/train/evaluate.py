@@ -1,13 +1,16 @@
 """``evaluate_run``: score a trained run on a cache split with the thresholds tuned on VALIDATION.
 
-Predictions use one centre window per record (the window the model was trained on). For records longer than
-the window the rest of the record is not seen here; averaging over windows is the predictor's job
-(``ecgscale.infer``), so test metrics here are per centre window, the same for every model of a study.
+Predictions use the run's evaluation windows (``config.json`` ``eval_windows``, the ones validation used for
+model selection and thresholds): one centre window per record for a run trained on whole windows, or, for a run
+trained on crops (``TrainConfig.crop_s``), windows of the crop length every ``stride`` samples across the centre
+window, their probabilities combined by ``mean`` or ``max`` (``ecgscale.train.windows``). The stored signal
+outside the centre window is not seen here; that is the predictor's job (``ecgscale.infer``).
 Thresholds are never tuned on the evaluated split: they come from ``config.json``, tuned on ``val``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -22,8 +25,9 @@ from ecgscale.fileio import atomic_path, csv_text, write_json_atomic, write_text
 from ecgscale.train.checkpoint import load_run
 from ecgscale.train.data import CacheSource
 from ecgscale.train.trainer import _jsonable, _sigmoid, predict_logits, resolve_device, resolve_precision
+from ecgscale.train.windows import WindowSpec
 
-__all__ = ["evaluate_run", "per_label_rows"]
+__all__ = ["evaluate_run", "per_label_rows", "run_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,21 @@ def _open_cache_for(run_dir: Path, cfg: Mapping[str, Any], cache: Any) -> Any:
     if isinstance(cache, str | os.PathLike):
         cache = open_cache(cache)
     return cache
+
+
+def run_windows(cfg: Mapping[str, Any], *, aggregate: str | None = None) -> WindowSpec | None:
+    """The evaluation windows recorded in a run's ``config.json`` (None: one centre window), optionally with
+    another aggregation."""
+    raw = cfg.get("eval_windows")
+    spec = None if raw is None else WindowSpec.from_dict(raw)
+    if aggregate is not None:
+        if spec is None:
+            window = cfg.get("window")
+            if window is None:
+                raise ConfigError("the run records no window length; cannot aggregate windows", key="aggregate")
+            spec = WindowSpec(length=int(window))  # one window per record: mean and max coincide
+        spec = dataclasses.replace(spec, aggregate=aggregate)
+    return spec
 
 
 def per_label_rows(metrics: Mapping[str, Any], label_space: Any) -> list[dict[str, Any]]:
@@ -74,6 +93,7 @@ def evaluate_run(
     by_source: bool = False,
     min_source_records: int = 10,
     save_predictions: bool = False,
+    aggregate: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of a run on ``split`` (default ``test``) with bootstrap 95% CIs; writes ``eval_<split>.json`` and
     ``eval_<split>_per_label.csv`` into the run directory (atomically) unless ``write=False``.
@@ -85,6 +105,8 @@ def evaluate_run(
     ``per_source``: the metrics (no CIs) of each data source with at least ``min_source_records`` records of
     the split (a smaller source's AUROC would be noise). ``save_predictions=True`` writes them to
     ``predictions_<split>.npz`` (``index`` into the cache, ``prob`` float32 ``(N, K)``, ``source``).
+    ``aggregate`` (``mean``/``max``) overrides the run's window aggregation for an analysis; the thresholds were
+    still tuned under the run's own aggregation (``eval_windows`` in the result says what was used).
     """
     from ecgscale.metrics import compute_metrics
 
@@ -112,10 +134,11 @@ def evaluate_run(
         raise ConfigError(f"cache {cache.path} has no records in split {split!r}", key="split")
     if source.window != cfg.get("window", source.window):
         raise CheckpointError(f"{run}: trained on {cfg.get('window')}-sample windows, cache gives {source.window}")
+    spec = run_windows(cfg, aggregate=aggregate)
     dev = resolve_device(device)
     _, amp_dtype, _ = resolve_precision(precision, dev)
     model = loaded.model.to(dev)
-    logits = predict_logits(model, source, batch_size=batch_size, device=dev, amp_dtype=amp_dtype)
+    logits = predict_logits(model, source, batch_size=batch_size, device=dev, amp_dtype=amp_dtype, windows=spec)
     probs = _sigmoid(logits)
     y = source.labels
     metrics = dict(
@@ -144,7 +167,8 @@ def evaluate_run(
         "best_epoch": cfg.get("best_epoch"),
         "thresholds": loaded.thresholds.tolist(),
         "thresholds_source": cfg.get("thresholds_source", "val"),
-        "window": "centre",
+        "window": "centre" if spec is None else "sliding",
+        "eval_windows": None if spec is None else spec.to_dict(),
         "n_bootstrap": n_bootstrap,
         "label_space": loaded.label_space.name,
         "labels": loaded.label_space.abbreviations,

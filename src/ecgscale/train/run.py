@@ -10,7 +10,7 @@ from typing import Any
 from ecgscale.errors import ConfigError
 from ecgscale.train.config import TrainConfig
 from ecgscale.train.data import CacheSource
-from ecgscale.train.trainer import DistContext, EpochCallback, Trainer, TrainResult
+from ecgscale.train.trainer import DistContext, EpochCallback, Trainer, TrainResult, eval_windows_of
 
 __all__ = ["build_model", "train_run"]
 
@@ -52,7 +52,9 @@ def train_run(
 ) -> TrainResult:
     """Train on the cache's ``train`` split, select and threshold on ``val``, write everything to ``out_dir``.
 
-    ``cache`` is an ``EcgCache`` or its path. The run directory is described in ``ecgscale.train.checkpoint``;
+    ``cache`` is an ``EcgCache`` or its path. With ``train_config.crop_s`` the model is built for (and, without
+    GAP, must have ``input_length`` equal to) the crop length in samples, ``round(crop_s * fs)``.
+    The run directory is described in ``ecgscale.train.checkpoint``;
     ``resume=True`` continues an interrupted run from its last checkpoint (same final metrics as an
     uninterrupted run). ``epoch_callback(epoch, val_metrics)`` (the ``compute_metrics`` dict plus ``val_loss`` and
     the monitored value under its config name, e.g. ``"challenge"``) runs after each epoch's checkpoint is written
@@ -66,7 +68,10 @@ def train_run(
         cache = open_cache(cache)
     space = cache.label_space
     window = int(cache.window_length)
-    model = build_model(model_config, n_classes=len(space), window=window, seed=train_config.seed)
+    fs = float(cache.config.fs)
+    spec = eval_windows_of(train_config, fs, window)
+    model_window = window if spec is None else spec.length  # the model sees crops in training and evaluation
+    model = build_model(model_config, n_classes=len(space), window=model_window, seed=train_config.seed)
     train_src = CacheSource(cache, "train")
     val_src = CacheSource(cache, "val")
     for name, src in (("train", train_src), ("val", val_src)):
@@ -94,5 +99,6 @@ def train_run(
         progress=progress,
         epoch_callback=epoch_callback,
         dist=dist,
+        fs=fs,
     )
     return trainer.fit(resume=resume)

@@ -31,8 +31,9 @@ from ecgscale.errors import CheckpointError, ConfigError, EcgscaleError
 from ecgscale.fileio import csv_text, write_json_atomic, write_text_atomic, writer_lock
 from ecgscale.train import checkpoint as ckpt
 from ecgscale.train.config import TrainConfig
-from ecgscale.train.data import BatchSource, DatasetSource, as_source, crop_positions, epoch_order
+from ecgscale.train.data import BatchSource, DatasetSource, as_source, crop_batch, crop_positions, epoch_order
 from ecgscale.train.schedule import build_scheduler
+from ecgscale.train.windows import WindowSpec, aggregate_logits
 
 __all__ = [
     "MONITOR_KEYS",
@@ -40,6 +41,7 @@ __all__ = [
     "NonFiniteLossError",
     "TrainResult",
     "Trainer",
+    "eval_windows_of",
     "pos_weight_from_labels",
     "predict_logits",
     "resolve_device",
@@ -133,10 +135,28 @@ def resolve_device(name: str, dist: DistContext | None = None) -> torch.device:
     return dev
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether the CPU has bf16 dot-product instructions (AVX-512 BF16 or AMX); unknown (no /proc/cpuinfo): True.
+
+    Without them bf16 autocast is emulated and much slower than fp32: on a 2-core AVX2 machine a D2-C64-K9
+    training step took 2.7x the fp32 time (docs/training.md).
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return True
+
+
 def resolve_precision(name: str, device: torch.device) -> tuple[str, torch.dtype | None, bool]:
-    """``(precision, autocast dtype or None, use GradScaler)``; ``auto`` = bf16 on CPU, fp16 + scaler on CUDA."""
+    """``(precision, autocast dtype or None, use GradScaler)``; ``auto`` = bf16 on CPUs with native bf16
+    instructions (fp32 on other CPUs), fp16 + scaler on CUDA."""
     if name == "auto":
-        name = "fp16" if device.type == "cuda" else "bf16"
+        name = "fp16" if device.type == "cuda" else ("bf16" if cpu_has_fast_bf16() else "fp32")
     if name == "fp32":
         return name, None, False
     if name == "bf16":
@@ -166,17 +186,34 @@ def predict_logits(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     indices: np.ndarray | None = None,
+    windows: WindowSpec | None = None,
 ) -> np.ndarray:
-    """Logits ``(N, K) float32`` on the evaluation windows of ``source`` (model put in eval mode)."""
+    """Logits ``(N, K) float32`` on the evaluation windows of ``source`` (model put in eval mode).
+
+    ``windows=None``: one forward pass per record on its evaluation window. With a :class:`WindowSpec` the
+    evaluation window is cut into windows of ``windows.length`` samples at ``windows.starts`` and each record's
+    logit is that of its windows' aggregated probability (``ecgscale.train.windows.aggregate_logits``).
+    """
     model.eval()
     idx = np.arange(len(source)) if indices is None else np.asarray(indices)
     out = []
     for start in range(0, len(idx), batch_size):
         x, _ = source.batch(idx[start : start + batch_size], None)
+        n_windows = 1
+        if windows is not None:
+            starts = windows.starts(x.shape[-1])
+            n_windows = len(starts)
+            if x.shape[-1] < windows.length:
+                x = torch.nn.functional.pad(x, (0, windows.length - x.shape[-1]))
+            # (n_windows * B, leads, length), window-major: row w * B + b is window w of record b.
+            x = torch.cat([x[..., s : s + windows.length] for s in starts])
         x = x.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(x)
-        out.append(logits.float().cpu().numpy())
+        z = logits.float().cpu().numpy()
+        if windows is not None:
+            z = aggregate_logits(z.reshape(n_windows, -1, z.shape[-1]), windows.aggregate, axis=0).astype(np.float32)
+        out.append(z)
     if not out:
         return np.zeros((0, source.labels.shape[1]), dtype=np.float32)
     return np.concatenate(out).astype(np.float32, copy=False)
@@ -224,6 +261,20 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def eval_windows_of(config: TrainConfig, fs: float | None, window: int) -> WindowSpec | None:
+    """The evaluation windows of a run: ``None`` (one centre window) unless ``config.crop_s`` is set."""
+    if config.crop_s is None:
+        return None
+    if fs is None:
+        raise ConfigError(
+            "crop_s is in seconds and needs the sampling rate: pass fs= to the Trainer (train_run does)",
+            key="train.crop_s",
+        )
+    return WindowSpec.from_seconds(
+        fs, crop_s=config.crop_s, stride_s=config.eval_stride_s, aggregate=config.eval_aggregate, window=window
+    )
+
+
 class Trainer:
     """Fits ``model`` on any training/validation data yielding ``(x (leads, L), y (K,))``.
 
@@ -246,12 +297,16 @@ class Trainer:
         progress: bool = True,
         epoch_callback: EpochCallback | None = None,
         dist: DistContext | None = None,
+        fs: float | None = None,
     ):
         self.model = model
         self.label_space = label_space
         self.config = config
         self.train_source = as_source(train_data)
         self.val_source = as_source(val_data)
+        self.fs = fs
+        self.eval_windows = eval_windows_of(config, fs, int(self.val_source.window or 0))
+        self.crop = None if self.eval_windows is None else self.eval_windows.length
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.run_info = dict(run_info or {})
         self.progress = progress
@@ -280,7 +335,7 @@ class Trainer:
                 f"{self.dist.world_size} processes",
                 key="train.batch_size",
             )
-        x, _ = self.val_source.batch(np.arange(min(2, len(self.val_source))), None)
+        x, _ = self.val_source.batch(np.arange(min(2, len(self.val_source))), None, self.crop)
         self.model.eval()
         try:
             with torch.no_grad():
@@ -342,6 +397,8 @@ class Trainer:
             "device": str(device),
             "world_size": self.dist.world_size,
             "window": self.train_source.window,
+            "crop": self.crop,
+            "eval_windows": None if self.eval_windows is None else self.eval_windows.to_dict(),
             "n_train": len(self.train_source),
             "n_val": len(self.val_source),
         }
@@ -608,11 +665,14 @@ class Trainer:
                 num_workers=cfg.num_workers,
                 persistent_workers=False,
             )
-            for (step, _, _), (x, y) in zip(plan, loader, strict=True):
-                yield step, torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+            for (step, _, positions), (x, y) in zip(plan, loader, strict=True):
+                x = torch.as_tensor(x, dtype=torch.float32)
+                if self.crop is not None and x.shape[-1] != self.crop:
+                    x = crop_batch(x, self.crop, positions)
+                yield step, x, torch.as_tensor(y, dtype=torch.float32)
             return
         for step, rows, positions in plan:
-            x, y = source.batch(rows, positions)
+            x, y = source.batch(rows, positions) if self.crop is None else source.batch(rows, positions, self.crop)
             yield step, x, y
 
     def _end_epoch(
@@ -639,7 +699,14 @@ class Trainer:
 
         cfg = self.config
         t_val = time.perf_counter()
-        logits = predict_logits(model, self.val_source, batch_size=cfg.batch_size, device=device, amp_dtype=amp_dtype)
+        logits = predict_logits(
+            model,
+            self.val_source,
+            batch_size=cfg.batch_size,
+            device=device,
+            amp_dtype=amp_dtype,
+            windows=self.eval_windows,
+        )
         y_val = self.val_source.labels
         with torch.no_grad():
             val_loss = float(criterion(torch.from_numpy(logits).to(device), torch.from_numpy(y_val).to(device)))
@@ -744,7 +811,8 @@ class Trainer:
             log.info("no resume state in %s; starting a new run", self.out_dir)
             return None
         model_state, opt_state, state = ckpt.load_resume_state(path)
-        saved = dict(state.get("train_config", {}))
+        # Keys added to TrainConfig after the state was saved take their defaults (the behaviour it was saved with).
+        saved = {**TrainConfig().to_dict(), **dict(state.get("train_config", {}))}
         now = cfg.to_dict()
         diffs = sorted(k for k in set(saved) | set(now) if k not in _RESUME_FREE and saved.get(k) != now.get(k))
         if diffs:
