@@ -229,3 +229,124 @@ def test_search_and_compare_commands(tmp_path: Path) -> None:
         app, ["search", "--study", "cs2", "--space", "huge", "--runner", "surrogate", "--studies-dir", str(tmp_path)]
     )
     assert bad.exit_code != 0 and isinstance(bad.exception, ConfigError)
+
+
+def _search_args(study: str, studies: Path, trials: int, *extra: str) -> list[str]:
+    """A narrow-space search of surrogate trials (3 epochs of 1 s: long enough to be killed mid-trial)."""
+    return [
+        "search",
+        "--study",
+        study,
+        "--space",
+        "narrow",
+        "--trials",
+        str(trials),
+        "--epochs",
+        "3",
+        "--pruner",
+        "none",
+        "--runner",
+        "surrogate:1",
+        "--studies-dir",
+        str(studies),
+        *extra,
+    ]
+
+
+def _by_state(study: optuna.Study) -> collections.Counter:
+    return collections.Counter(t.state.name for t in study.get_trials(deepcopy=False))
+
+
+@pytest.mark.slow
+def test_killed_search_resumed_finishes_exactly_its_budget(tmp_path: Path) -> None:
+    """``ecgscale search`` SIGKILLed in the middle of a trial, then the same command again: the killed trial is
+    failed by the heartbeat (as it is once its grace period has passed; here its last heartbeat is moved an hour
+    back instead of waiting two minutes), re-run once, and the study ends with exactly the trials asked for."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+
+    from reliability.common import ecgscale_cmd
+    from reliability.faults._setup import wait_for
+
+    studies, name, budget = tmp_path / "studies", "killed", 4
+    db = studies / name / "study.db"
+    url = f"sqlite:///{db}"
+
+    def mid_trial() -> int | None:  # a trial running (parameters drawn) after at least one has finished
+        if not db.exists():
+            return None
+        try:
+            st = optuna.load_study(study_name=name, storage=url)
+        except KeyError:
+            return None
+        trials = st.get_trials(deepcopy=False)
+        done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+        running = [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING and t.params]
+        return running[0] if done >= 1 and running else None
+
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(ecgscale_cmd(*_search_args(name, studies, budget)), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        killed = wait_for(mid_trial, timeout=120, what="the search to be inside its second or later trial")
+        os.kill(first.pid, signal.SIGKILL)
+        assert first.wait(10) == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+    st = optuna.load_study(study_name=name, storage=url)
+    assert st.trials[killed].state == optuna.trial.TrialState.RUNNING  # what the kill left behind
+    with sqlite3.connect(db) as con:
+        moved = con.execute(
+            "UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-1 hour') WHERE trial_id = "
+            "(SELECT trial_id FROM trials WHERE number = ? AND study_id = "
+            "(SELECT study_id FROM studies WHERE study_name = ?))",
+            (killed, name),
+        ).rowcount
+    assert moved == 1
+
+    again = subprocess.run(
+        ecgscale_cmd(*_search_args(name, studies, budget)), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    st = optuna.load_study(study_name=name, storage=url)
+    trials = st.get_trials(deepcopy=False)
+    assert trials[killed].state == optuna.trial.TrialState.FAIL and "error" not in trials[killed].user_attrs
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert retries[0].params == trials[killed].params
+    assert _by_state(st) == {"COMPLETE": budget, "FAIL": 1}, _by_state(st)
+
+    # the budget is spent: the same command once more runs nothing
+    third = subprocess.run(
+        ecgscale_cmd(*_search_args(name, studies, budget)), capture_output=True, text=True, timeout=300
+    )
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert len(optuna.load_study(study_name=name, storage=url).trials) == len(trials)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_search_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    """``ecgscale search --storage postgresql://...``: the study lives in the server (nothing in SQLite under
+    --studies-dir), a re-run with the same budget adds nothing, a larger budget tops it up."""
+    from typer.testing import CliRunner
+
+    from ecgscale.cli import app
+
+    studies, name = tmp_path / "studies", "pg-search"
+    cli = CliRunner()
+    res = cli.invoke(app, _search_args(name, studies, 3, "--storage", postgres_url))
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert f"search {name} (narrow): " in res.output and "best validation" in res.output
+    assert not list(studies.rglob("*.db"))
+    st = optuna.load_study(study_name=name, storage=postgres_url)
+    assert _by_state(st) == {"COMPLETE": 3} and st.user_attrs["ecgscale_kind"] == "search"
+    assert all({"depth", "channels", "kernel_size", "lr"} <= set(t.params) for t in st.trials)
+    res = cli.invoke(app, _search_args(name, studies, 3, "--storage", postgres_url))
+    assert res.exit_code == 0 and len(optuna.load_study(study_name=name, storage=postgres_url).trials) == 3
+    res = cli.invoke(app, _search_args(name, studies, 5, "--storage", postgres_url))
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert _by_state(optuna.load_study(study_name=name, storage=postgres_url)) == {"COMPLETE": 5}
