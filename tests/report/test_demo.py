@@ -101,6 +101,37 @@ def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
     assert f"--depth {rec['depth']} --channels {rec['channels']}" in first.report_html.read_text()
 
 
+def test_cli_demo_quick_end_to_end(tmp_path: Path) -> None:
+    """``ecgscale demo --quick`` as a user runs it (the console entry point, a child process): every stage of
+    the quick preset runs, the axes grid and the searches are complete, the report and the trained run exist."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "quick"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ecgscale", "demo", "--quick", "--cpu", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    summary = json.loads((out / "demo_summary.json").read_text())
+    quick = PRESETS["quick"]
+    assert summary["preset"] == "quick" and summary["device"] == "cpu"
+    assert [s["name"] for s in summary["stages"]] == STAGES and {s["status"] for s in summary["stages"]} == {"done"}
+    # the axes grid around the base point, with and without GAP, every point trained once
+    points = 1 + sum(len(set(axis)) - 1 for axis in (quick.depths, quick.channels, quick.kernels))
+    assert f"{points * 2 * quick.repeats} trials" in summary["stages"][2]["detail"], summary["stages"][2]
+    assert f"{quick.n_records} records" in summary["stages"][0]["detail"], summary["stages"][0]
+    assert Path(summary["report_html"]).is_file() and (out / "runs" / "recommended" / "model.safetensors").is_file()
+    eval_test = json.loads((out / "runs" / "recommended" / "eval_test.json").read_text())
+    assert eval_test["metrics"]["macro_auroc"] == summary["test_metrics"]["macro_auroc"]
+    rec = summary["recommended"]
+    assert f"recommended: D={rec['depth']} C={rec['channels']} K={rec['kernel_size']}" in proc.stdout
+    assert "report:" in proc.stdout and "Traceback" not in proc.stderr
+
+
 def test_demo_refuses_a_folder_made_with_other_settings(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     (out / "synth").mkdir(parents=True)

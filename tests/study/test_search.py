@@ -274,16 +274,18 @@ def test_killed_search_resumed_finishes_exactly_its_budget(tmp_path: Path) -> No
     db = studies / name / "study.db"
     url = f"sqlite:///{db}"
 
-    def mid_trial() -> int | None:  # a trial running (parameters drawn) after at least one has finished
+    drawn = {"depth", "channels", "kernel_size", "gap", "lr", "weight_decay", "dropout", "batch_size"}
+
+    def mid_trial() -> int | None:  # a trial running (all its parameters drawn) after at least one has finished
         if not db.exists():
             return None
         try:
             st = optuna.load_study(study_name=name, storage=url)
-        except KeyError:
+            trials = st.get_trials(deepcopy=False)
+        except Exception:  # not created yet, or its tables are being created: not there yet
             return None
-        trials = st.get_trials(deepcopy=False)
         done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-        running = [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING and t.params]
+        running = [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING and drawn <= set(t.params)]
         return running[0] if done >= 1 and running else None
 
     log = (tmp_path / "first.log").open("w")
