@@ -6,8 +6,9 @@ Training FLOPs = 3 x forward FLOPs from ``ecgscale.models.cost`` (backward compu
 activations and w.r.t. the weights, each about one forward). The peak is the best of several large
 ``torch.matmul`` calls in the same dtype, measured in interleaved rounds with everything else, so the ratio
 survives a busy machine better than absolute numbers do (still: run it on an idle machine). Also measured: the
-model in both trunk layouts, one residual convolution alone in four memory layouts (the kernel ceiling), and a
-profile of where a training step spends its time.
+model in both trunk layouts (and ``cl`` with its strided 1x1 shortcuts as one direct oneDNN call, the pre-fix
+path of issue 11, to show what the fix costs), one residual convolution alone in four memory layouts (the
+kernel ceiling), and a profile of where a training step spends its time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,31 @@ def train_step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16
         F.binary_cross_entropy_with_logits(logits.float(), y).backward()
 
     return step
+
+
+def direct_shortcut_step(step: Callable[[], None]) -> Callable[[], None]:
+    """``step`` with the strided 1x1 shortcut run as one strided oneDNN call, as before the issue-11 fix.
+
+    The fix runs it as subsample + unit-stride 1x1 convolution (the direct call corrupts the heap when the block
+    has fewer channels than a SIMD register); this variant measures what that costs. Only for C >= 16.
+    """
+    from ecgscale.models import resnet1d
+
+    fixed = resnet1d._Conv1d.forward
+
+    def direct(self: torch.nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and self.kernel_size[0] == 1 and self.stride[0] > 1:
+            return F.conv2d(x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]))
+        return fixed(self, x)
+
+    def patched() -> None:
+        resnet1d._Conv1d.forward = direct
+        try:
+            step()
+        finally:
+            resnet1d._Conv1d.forward = fixed
+
+    return patched
 
 
 def conv_alone(
@@ -145,6 +171,13 @@ def main() -> None:
         for layout in ("cl", "ncl"):
             model = build_resnet1d(args.depth, args.channels, args.kernel, generator=0, layout=layout)
             jobs[f"{prec} layout={layout}"] = (prec, train_flops / 1e9, train_step_fn(model, x, y, bf16))
+        if args.channels >= 16:
+            model = build_resnet1d(args.depth, args.channels, args.kernel, generator=0, layout="cl")
+            jobs[f"{prec} layout=cl, pre-fix direct strided 1x1"] = (
+                prec,
+                train_flops / 1e9,
+                direct_shortcut_step(train_step_fn(model, x, y, bf16)),
+            )
         if args.compile:
             model = torch.compile(build_resnet1d(args.depth, args.channels, args.kernel, generator=0))
             jobs[f"{prec} layout=cl + torch.compile"] = (prec, train_flops / 1e9, train_step_fn(model, x, y, bf16))

@@ -247,15 +247,27 @@ class _Conv1d(nn.Conv1d):
 
     The 4-D path calls ``conv2d`` with a ``(1, K)`` view of the weight; with channels-last tensors oneDNN then
     keeps activations in one layout across the whole trunk instead of reordering around every convolution.
+
+    A strided 1x1 convolution (the downsampling shortcut) is run as "keep every s-th sample, then a unit-stride
+    1x1 convolution" -- the same function, with the same weights and gradients. Why: oneDNN's channels-last
+    kernel for a 1x1 convolution with stride > 1 writes outside its buffers in training when the input has fewer
+    channels than one SIMD register holds (< 8 on AVX2, < 16 on AVX-512), which corrupts the heap (SIGSEGV,
+    glibc abort, hangs or silently wrong values). Isolated with plain ``F.conv2d`` on torch 2.13.0: every other
+    shape the model uses (K > 1 strided, 1x1 unit-stride, the stem with 1-12 leads) is safe; see
+    ``docs/architecture.md`` and ``tests/models/test_layout_crash_grid.py``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
+            stride = self.stride[0]
+            if self.kernel_size[0] == 1 and stride > 1 and self.padding[0] == 0 and self.dilation[0] == 1:
+                x = x[:, :, :, ::stride]
+                stride = 1
             return F.conv2d(
                 x,
                 self.weight.unsqueeze(2),
                 self.bias,
-                (1, self.stride[0]),
+                (1, stride),
                 (0, self.padding[0]),
                 (1, self.dilation[0]),
                 self.groups,
