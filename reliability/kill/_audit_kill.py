@@ -7,7 +7,10 @@ replaced cache is removed with ``rmtree``, so "just before operation N" is the i
 complete but not yet under its final name, or a new cache is in place and the old one not yet deleted: windows
 of microseconds that a kill from outside lands in only by luck. ``N = 0`` kills nothing and appends each
 operation to LOG, which is how the harness counts them.
-Only the process that started counts: worker processes forked from it inherit the hook but ignore it.
+Only the process that started counts, and the worker it supervises: ``ecgscale train``, ``sweep`` and ``search``
+run their training in a forked child (``ecgscale.study.isolation``, which sets ``ECGSCALE_SUPERVISED`` to the
+command's pid there); other processes forked from it (``prepare``'s pool) inherit the hook but ignore it. A kill in
+the supervised worker SIGKILLs the command first, then the worker: what ``kill -9`` of the command does.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ def main() -> None:
     owner = os.getpid()
     seen = [0]
 
+    def counts() -> bool:
+        return os.getpid() == owner or os.environ.get("ECGSCALE_SUPERVISED") == str(owner)
+
     def hook(event: str, args: tuple) -> None:
-        if event not in ("os.rename", "shutil.rmtree") or os.getpid() != owner:
+        if event not in ("os.rename", "shutil.rmtree") or not counts():
             return
         seen[0] += 1
         if n_kill == 0:
@@ -37,6 +43,7 @@ def main() -> None:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.kill(owner, signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)  # the supervised worker (the line above was the command itself)
 
     sys.addaudithook(hook)
     runpy.run_module("ecgscale", run_name="__main__", alter_sys=True)

@@ -205,7 +205,7 @@ def sweep_cmd(
         retry_failed=retry_failed,
     )
     with _storage_disk_errors(study, storage, studies_dir):
-        summary = run_sweep(settings, runner=run_trial, data=identity, progress=progress)
+        summary = run_sweep(settings, runner=run_trial, data=identity, progress=progress, isolate=True)
     state = "complete" if summary.done else "incomplete"
     console.print(
         f"study [bold]{study}[/]: {summary.n_complete}/{summary.n_points} grid points {state}; this worker ran "
@@ -214,8 +214,15 @@ def sweep_cmd(
         highlight=False,
         soft_wrap=True,
     )
+    _print_deaths(summary.died)
     if summary.failed:
         console.print("some trials failed; see `error` in the study's trials, fix, then re-run with --retry-failed")
+
+
+def _print_deaths(died: tuple[tuple[int, str], ...]) -> None:
+    """One line per trial whose training process died (recorded FAIL with this reason; not re-run by itself)."""
+    for number, reason in died:
+        console.print(f"trial {number} failed: {reason}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command("analyze")
@@ -289,7 +296,8 @@ def search_cmd(
         studies_dir=studies_dir,
         storage=storage,
     )
-    summary = run_search(settings, runner=run_trial, data=identity)
+    summary = run_search(settings, runner=run_trial, data=identity, isolate=True)
+    _print_deaths(summary.died)
     console.print(
         f"search [bold]{study}[/] ({sp.name}): {summary.n_complete} complete, {summary.n_pruned} pruned; best "
         f"validation {summary.best_value:.4f} (trial {summary.best_trial}, {summary.best_config}); "

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
-from ecgscale.cli._app import app, console
+from ecgscale.cli._app import app, console, err_console
 from ecgscale.errors import ConfigError
 
 __all__ = ["evaluate", "train"]
@@ -134,11 +135,84 @@ def train(
     elif nproc > 1:
         result = spawn_train(cache, model, cfg, out, nproc=nproc, resume=resume, progress=show)
     else:
-        result = train_run(ecg_cache, model, cfg, out, resume=resume, progress=show)
+        result = _train_supervised(ecg_cache, cache, model, cfg, out, resume=resume, progress=show)
     if as_json:
         console.print_json(json.dumps(_result_dict(result), default=str))
         return
     _print_train_summary(result, model)
+
+
+def _train_supervised(
+    ecg_cache: Any, cache_path: Path, model: dict[str, Any], cfg: Any, out: Path, *, resume: bool, progress: bool
+) -> Any:
+    """``train_run`` in a forked child (:mod:`ecgscale.study.isolation`); its death becomes one line and an exit.
+
+    Why a child: a native crash (SIGSEGV/abort in a oneDNN kernel) or the OOM killer ends the process that
+    trains without any Python exception, so only another process can say what happened; ``faulthandler`` in the
+    training process would print a stack for SIGSEGV but nothing for SIGKILL. The training itself is unchanged
+    (one process, same seeds, same numbers); this process holds the run directory's lock (so a second ``train``
+    is refused naming the pid of this command) and hands it to the child. A death prints
+    ``error: training died: SIGSEGV (signal 11) — D4-C64-K9 GAP, batch 64, ...; resume with --resume`` and exits
+    with 128 + the signal number (137 for SIGKILL), as a shell reports a killed process.
+    """
+    import shutil
+
+    from ecgscale.fileio import writer_lock
+    from ecgscale.study import isolation
+    from ecgscale.study.grids import ArchPoint
+    from ecgscale.train import train_run
+    from ecgscale.train.checkpoint import LOCK_FILE
+
+    key = ArchPoint(model["depth"], model["channels"], model["kernel_size"], model["gap"]).key
+
+    def work() -> Any:
+        _adopt_parent_locks()
+        die = None if not os.environ.get(isolation.TEST_DIE_ENV) else (lambda _e, _m: isolation.die_if_asked(key))
+        return train_run(ecg_cache, model, cfg, out, resume=resume, progress=progress, epoch_callback=die)
+
+    if not isolation.available():
+        return work()
+    created = not out.exists()
+    lock = out / LOCK_FILE
+    try:
+        with writer_lock(
+            lock, guards=out, action="ecgscale train", hint="wait for it to finish or choose another --out"
+        ):
+            return isolation.call_in_child(work)
+    except isolation.ProcessDied as died:
+        where = "" if not (out / "last.safetensors").exists() else "; continue it with --resume"
+        err_console.print(
+            f"[bold red]error:[/] {escape(_death_line(died, model, cfg, cache_path, out))}{where}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(died.shell_status) from None
+    except BaseException:
+        # A run refused before it wrote anything leaves no empty directory behind (as train_run does).
+        if created and out.is_dir() and {p.name for p in out.iterdir()} <= {lock.name, lock.name + ".json"}:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _adopt_parent_locks() -> None:
+    """In the forked child: count the writer locks the parent holds as this process's, so ``train_run`` re-enters
+    the run directory's lock instead of being refused by its own parent (the kernel's flock stays the parent's)."""
+    from ecgscale import fileio
+
+    parent = os.getppid()
+    with fileio._HELD_GUARD:
+        for k, (pid, lock, depth) in list(fileio._HELD_LOCKS.items()):
+            if pid == parent:
+                fileio._HELD_LOCKS[k] = (os.getpid(), lock, depth)
+
+
+def _death_line(died: Any, model: dict[str, Any], cfg: Any, cache: Path, out: Path) -> str:
+    arch = f"D{model['depth']}-C{model['channels']}-K{model['kernel_size']} " + ("GAP" if model["gap"] else "no GAP")
+    parts = [arch, f"batch {cfg.batch_size}", f"precision {cfg.precision}", f"device {cfg.device}"]
+    if cfg.crop_s is not None:
+        parts.append(f"crop {cfg.crop_s} s")
+    parts += [f"cache {cache}", f"run {out}"]
+    return f"training {died.what} — {', '.join(parts)}"
 
 
 def _apply_recipe(

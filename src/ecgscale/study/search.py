@@ -8,6 +8,7 @@ best epoch), so the huge models of the wide space cannot eat a CPU budget.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -114,13 +115,41 @@ class SearchSummary:
     best_test: float
     best_config: str
     seconds: float
+    died: tuple[tuple[int, str], ...] = ()  # (trial, reason) of trials whose training process died (isolate=True)
 
 
 def run_search(
-    settings: SearchSettings, *, runner: RunTrial, data: Mapping[str, Any], metric: str = "macro_auroc"
+    settings: SearchSettings,
+    *,
+    runner: RunTrial,
+    data: Mapping[str, Any],
+    metric: str = "macro_auroc",
+    isolate: bool = False,
 ) -> SearchSummary:
-    """Run (or finish) a seeded TPE search; returns the best trial by validation score and its test score."""
+    """Run (or finish) a seeded TPE search; returns the best trial by validation score and its test score.
+
+    ``isolate=True`` (what ``ecgscale search`` uses) runs the search in a forked child process: a trial whose
+    process dies is recorded FAIL with the reason in ``error`` (it spends budget, like a trial that raised) and
+    the search goes on in a new child (see :func:`ecgscale.study.sweep.run_sweep`).
+    """
+    from ecgscale.study import isolation
+
+    if not (isolate and isolation.available()):
+        return _run_search(settings, runner=runner, data=data, metric=metric)
+    t0 = time.monotonic()
+    sup = isolation.supervise_trials(
+        lambda _first: _run_search(settings, runner=runner, data=data, metric=metric), what="search"
+    )
+    return dataclasses.replace(
+        sup.result, seconds=time.monotonic() - t0, died=tuple((d.number, d.reason) for d in sup.deaths)
+    )
+
+
+def _run_search(settings: SearchSettings, *, runner: RunTrial, data: Mapping[str, Any], metric: str) -> SearchSummary:
     import optuna
+
+    from ecgscale.study import isolation
+    from ecgscale.study.sweep import describe_config
 
     t0 = time.monotonic()
     url = settings.storage_url
@@ -152,17 +181,24 @@ def run_search(
         trial.set_user_attr("trial_dir", str(trial_dir))
 
         def report(epoch: int, value: float) -> None:
+            isolation.die_if_asked(arch.key)  # fault injection for tests (ECGSCALE_TEST_DIE), else nothing
             trial.report(value, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation {value:.4f})")
 
+        isolation.trial_started(
+            storage=url, trial_id=trial._trial_id, number=trial.number, config=describe_config(config)
+        )
         try:
             outcome = runner(config, trial_dir, report)
         except optuna.TrialPruned:
+            isolation.trial_ended(trial.number, "pruned")
             raise
         except Exception as exc:  # a real failure spends budget; a killed worker's trial (no error) does not
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+            isolation.trial_ended(trial.number, "failed")
             raise
+        isolation.trial_ended(trial.number, "ran")
         for k, v in outcome.user_attrs().items():
             trial.set_user_attr(k, v)
         return float(outcome.value)

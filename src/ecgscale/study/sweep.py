@@ -17,8 +17,8 @@ database. The pieces:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import os
 import socket
 import time
 import warnings
@@ -91,6 +91,7 @@ class SweepSummary:
     duplicates: tuple[int, ...]
     seconds: float
     stopped_by_timeout: bool = False
+    died: tuple[tuple[int, str], ...] = ()  # (trial, reason) of trials whose training process died (isolate=True)
 
     @property
     def done(self) -> bool:
@@ -244,13 +245,56 @@ def run_sweep(
     runner: RunTrial,
     data: Mapping[str, Any],
     progress: bool = False,
+    isolate: bool = False,
 ) -> SweepSummary:
     """Run this worker's share of the sweep; returns when every grid point is done (or on timeout).
 
     ``data`` identifies the data set (:func:`ecgscale.study.objective.cache_identity`); a study created with
     another grid, data or training protocol is refused before any trial starts.
+
+    ``isolate=True`` (what ``ecgscale sweep`` uses) runs the worker loop in a forked child process
+    (:mod:`ecgscale.study.isolation`): a trial whose process dies (a native crash, the OOM killer) is recorded
+    FAIL with the reason in ``error`` (and the signal in ``died``), it is not re-queued (only ``retry_failed``
+    runs it again), and the sweep goes on in a new child. Results are those of an in-process run.
     """
+    from ecgscale.study import isolation
+
+    if not (isolate and isolation.available()):
+        return _run_sweep(settings, runner=runner, data=data, progress=progress)
+    t0 = time.monotonic()
+
+    def work(first: bool) -> SweepSummary:
+        # After a death, the new child must not queue again what --retry-failed queued (or just died) once more.
+        again = settings if first else dataclasses.replace(settings, retry_failed=False)
+        return _run_sweep(again, runner=runner, data=data, progress=progress)
+
+    sup = isolation.supervise_trials(work, what="sweep", max_consecutive=MAX_CONSECUTIVE_FAILURES)
+    last: SweepSummary = sup.result
+    return dataclasses.replace(
+        last,
+        ran=(*sup.ran, *last.ran),
+        failed=(*sup.failed, *(d.number for d in sup.deaths), *last.failed),
+        seconds=time.monotonic() - t0,
+        died=tuple((d.number, d.reason) for d in sup.deaths),
+    )
+
+
+def describe_config(config: TrialConfig) -> str:
+    """One line naming a trial's configuration, for error messages (``D2-C16-K5-gap seed 0, epochs 2, ...``)."""
+    extra = [f"{k} {v}" for k, v in {**dict(config.train), **dict(config.model)}.items()]
+    return ", ".join([f"{config.arch.key} seed {config.seed}", *extra])
+
+
+def _run_sweep(
+    settings: SweepSettings,
+    *,
+    runner: RunTrial,
+    data: Mapping[str, Any],
+    progress: bool = False,
+) -> SweepSummary:
     import optuna
+
+    from ecgscale.study import isolation
 
     t_start = time.monotonic()
     grid = settings.grid
@@ -281,7 +325,7 @@ def run_sweep(
     if requeued:
         log.info("queued %d failed or interrupted grid point(s) again", len(requeued))
 
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = f"{socket.gethostname()}:{isolation.supervisor_pid()}"  # the command's pid, isolated or not
     ran: list[int] = []
     failed: list[int] = []
     duplicates: list[int] = []
@@ -304,11 +348,16 @@ def run_sweep(
         log.info("trial %d: %s seed %s (%s)", trial.number, key, seed, worker)
 
         def report(epoch: int, value: float) -> None:
+            isolation.die_if_asked(config.arch.key)  # fault injection for tests (ECGSCALE_TEST_DIE), else nothing
             trial.report(value, epoch)
 
+        isolation.trial_started(
+            storage=url, trial_id=trial._trial_id, number=trial.number, config=describe_config(config)
+        )
         try:
             outcome = runner(config, trial_dir, report)
         except optuna.TrialPruned:
+            isolation.trial_ended(trial.number, "pruned")
             raise
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
@@ -318,9 +367,11 @@ def run_sweep(
                 raise
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
             failed.append(trial.number)
+            isolation.trial_ended(trial.number, "failed")
             consecutive["n"] += 1
             consecutive["last"] = f"{type(exc).__name__}: {exc}"
             raise
+        isolation.trial_ended(trial.number, "ran")
         consecutive["n"] = 0
         for k, v in outcome.user_attrs().items():
             trial.set_user_attr(k, v)
