@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 from pathlib import Path
 from xml.etree import ElementTree
@@ -108,10 +109,14 @@ def test_cli_demo_quick_end_to_end(tmp_path: Path) -> None:
     import sys
 
     out = tmp_path / "quick"
+    # one torch thread, as the other subprocess tests: on a busy 2-core machine two spinning OpenMP threads per
+    # process stall (measured here: 5.7 min with one thread, over 13 min with two, under load 13)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "ecgscale", "demo", "--quick", "--cpu", "--out", str(out)],
         capture_output=True,
         text=True,
+        env=env,
         timeout=900,
         check=False,
     )
