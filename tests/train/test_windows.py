@@ -250,7 +250,7 @@ def test_builtin_recipe_is_valid_and_bad_recipes_are_refused(tmp_path):
 
     recipe = load_recipe("ptbxl")
     cfg = TrainConfig.from_dict(recipe["train"])
-    assert cfg.crop_s == 2.5 and cfg.eval_aggregate == "max"
+    assert cfg.crop_s == 2.5 and cfg.eval_stride_s == 1.25 and cfg.eval_aggregate in ("mean", "max")
     bad = tmp_path / "bad.toml"
     bad.write_text("[train]\ncrop_s = 2.5\nepoch = 3\n")
     with pytest.raises(ConfigError, match="epoch"):
