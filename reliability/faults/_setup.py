@@ -85,10 +85,21 @@ class Child:
         return self.proc.pid
 
     def stop(self) -> None:
+        """Pause the command and its processes (``train``/``sweep`` train in a child they supervise), as Ctrl-Z
+        pauses a terminal's job. The command first (stopped, it forks no new worker), then every process under
+        it, so nothing is written once this returns."""
+        from reliability.kill.harness import children_of
+
         os.kill(self.pid, signal.SIGSTOP)
+        self._stopped = children_of(self.pid)
+        for pid in self._stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
 
     def cont(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
+        for pid in [self.pid, *getattr(self, "_stopped", [])]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def kill(self) -> None:
         os.kill(self.pid, signal.SIGKILL)
