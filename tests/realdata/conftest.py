@@ -90,30 +90,39 @@ def ptbxl_root(realdata: Path, pytestconfig: pytest.Config, tmp_path_factory: py
     return root
 
 
-@pytest.fixture(scope="session")
-def ptbxl_subset(ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small PTB-XL root: the first 12 records of each shipped fold (1–9), records linked, database filtered."""
+def make_ptbxl_subset(ptbxl_root: Path, out: Path, per_fold: int) -> Path:
+    """A PTB-XL root at ``out``: the first ``per_fold`` records of each shipped fold, records symlinked."""
     import csv
 
-    out = tmp_path_factory.mktemp("ptbxl_subset")
     with open(ptbxl_root / "ptbxl_database.csv", encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         fields = list(reader.fieldnames or ())
-        per_fold: dict[str, list[dict[str, str]]] = {}
+        by_fold: dict[str, list[dict[str, str]]] = {}
         for row in reader:
-            rows = per_fold.setdefault(row["strat_fold"], [])
-            if len(rows) < 12:
+            rows = by_fold.setdefault(row["strat_fold"], [])
+            if len(rows) < per_fold:
                 rows.append(row)
-    keep = [row for fold in sorted(per_fold, key=int) for row in per_fold[fold]]
+    keep = [row for fold in sorted(by_fold, key=int) for row in by_fold[fold]]
     with open(out / "ptbxl_database.csv", "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(keep)
     shutil.copy(ptbxl_root / "scp_statements.csv", out / "scp_statements.csv")
     for row in keep:
-        base = row["filename_lr"]
         for ext in (".hea", ".dat"):
-            target = out / (base + ext)
+            target = out / (row["filename_lr"] + ext)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(ptbxl_root / (base + ext))
+            target.symlink_to(ptbxl_root / (row["filename_lr"] + ext))
     return out
+
+
+@pytest.fixture(scope="session")
+def ptbxl_subset_of(ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``ptbxl_subset_of(per_fold, name)``: a fresh PTB-XL root with the first ``per_fold`` records of each fold."""
+    return lambda per_fold, name: make_ptbxl_subset(ptbxl_root, tmp_path_factory.mktemp(name), per_fold)
+
+
+@pytest.fixture(scope="session")
+def ptbxl_subset(ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small PTB-XL root: the first 12 records of each shipped fold (1–9), records linked, database filtered."""
+    return make_ptbxl_subset(ptbxl_root, tmp_path_factory.mktemp("ptbxl_subset"), 12)

@@ -22,8 +22,6 @@ the bootstrap condition. CPU: about 2.3 CPU-minutes in all (unpack reused via th
 
 from __future__ import annotations
 
-import csv
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,29 +34,9 @@ FOLDS = ((1, 2, 3, 4, 5, 6, 7), (8,), (9,))
 
 
 @pytest.fixture(scope="module")
-def smoke_root(ptbxl_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def smoke_root(ptbxl_subset_of) -> Path:
     """A PTB-XL root with the first ``PER_FOLD`` records of each shipped fold (records symlinked)."""
-    out = tmp_path_factory.mktemp("ptbxl_smoke")
-    with open(ptbxl_root / "ptbxl_database.csv", encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        fields = list(reader.fieldnames or ())
-        per_fold: dict[str, list[dict[str, str]]] = {}
-        for row in reader:
-            rows = per_fold.setdefault(row["strat_fold"], [])
-            if len(rows) < PER_FOLD:
-                rows.append(row)
-    keep = [row for fold in sorted(per_fold, key=int) for row in per_fold[fold]]
-    with open(out / "ptbxl_database.csv", "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(keep)
-    shutil.copy(ptbxl_root / "scp_statements.csv", out / "scp_statements.csv")
-    for row in keep:
-        for ext in (".hea", ".dat"):
-            target = out / (row["filename_lr"] + ext)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(ptbxl_root / (row["filename_lr"] + ext))
-    return out
+    return ptbxl_subset_of(PER_FOLD, "ptbxl_smoke")
 
 
 @pytest.fixture(scope="module")

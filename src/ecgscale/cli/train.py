@@ -338,8 +338,14 @@ def _print_eval(result: dict[str, Any], run_dir: Path) -> None:
 
     metrics = result["metrics"]
     cis = metrics.get("ci") or {}
+    win = result.get("eval_windows")
+    windows = (
+        f"{win['length']}-sample windows every {win['stride']}, {win['aggregate']}"
+        if result.get("window") == "sliding" and win
+        else "centre windows"
+    )
     head = Table(
-        title=f"{run_dir} on {result['split']}: {result['n_records']} records, centre windows, "
+        title=f"{run_dir} on {result['split']}: {result['n_records']} records, {windows}, "
         f"thresholds tuned on {result['thresholds_source']}"
     )
     head.add_column("metric")
