@@ -91,10 +91,13 @@ class Child:
         from reliability.kill.harness import children_of
 
         os.kill(self.pid, signal.SIGSTOP)
+        _wait_stopped(self.pid)
         self._stopped = children_of(self.pid)
         for pid in self._stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
+        for pid in self._stopped:
+            _wait_stopped(pid)
 
     def cont(self) -> None:
         for pid in [self.pid, *getattr(self, "_stopped", [])]:
@@ -125,6 +128,21 @@ class Child:
                 self.cont()
                 self.kill()
         self.wait(30)
+
+
+def _wait_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Return once ``pid`` is really stopped (state ``T`` in /proc) or gone: SIGSTOP is delivered asynchronously,
+    and a process still running for a moment after ``kill`` returns could write after the caller's snapshot."""
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return  # gone, or no /proc (not Linux): nothing more to wait for
+        if state in ("T", "t", "Z", "X"):
+            return
+        time.sleep(0.005)
 
 
 def fingerprint(folder: Path, *, skip: Iterable[str] = ()) -> dict[str, str]:

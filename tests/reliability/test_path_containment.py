@@ -167,6 +167,25 @@ def test_wfdb_signal_file_check_refuses_escaping_names(tmp_path, monkeypatch):
         return head
 
     monkeypatch.setattr(wfdb_io.wfdb, "rdheader", lenient)
+    # The fast format-16 path parses the header itself (it sees the contained "w.dat"): force the wfdb route,
+    # whose check this test is about; the fast path's own containment is checked just below.
+    monkeypatch.setattr(wfdb_io, "_read_format16", lambda base, hea: None)
     with pytest.raises(RecordError) as info:
         read_wfdb_record(data / "w.hea")
     assert info.value.reason == "unsafe_path" and "../secret/passwd.dat" in str(info.value)
+
+
+def test_wfdb_fast_path_never_reads_an_escaping_signal_file(tmp_path):
+    """The format-16 fast path refuses (falls back to wfdb, which refuses with a RecordError) a name leaving the
+    record's folder, even when that file exists and has exactly the declared size."""
+    from ecgscale.data.readers import wfdb_io
+
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "passwd.dat").write_bytes(bytes(1200))
+    data = tmp_path / "data"
+    data.mkdir()
+    text = wfdb_header_text(name="w").replace("w.dat", "../secret/passwd.dat")
+    (data / "w.hea").write_text(text, encoding="ascii")
+    assert wfdb_io._read_format16(data / "w", str(data / "w.hea")) is None
+    with pytest.raises(RecordError):
+        read_wfdb_record(data / "w.hea")

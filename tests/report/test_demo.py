@@ -45,11 +45,15 @@ def _embedded_images(page: str) -> list[tuple[str, tuple[int, int]]]:
 
 
 def _snapshot(out: Path) -> dict[str, tuple[int, int]]:
-    """``relative path -> (mtime_ns, size)`` of every file the demo wrote, except the summary it rewrites."""
+    """``relative path -> (mtime_ns, size)`` of every file the demo wrote, except the summary it rewrites.
+
+    SQLite's ``-wal``/``-shm``/``-journal`` side files are left out: reading the study opens the database, and
+    SQLite creates or removes them by itself (an empty WAL after a reader exits); ``study.db`` is compared.
+    """
     return {
         str(p.relative_to(out)): (p.stat().st_mtime_ns, p.stat().st_size)
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != "demo_summary.json"
+        if p.is_file() and p.name != "demo_summary.json" and not p.name.endswith(("-wal", "-shm", "-journal"))
     }
 
 

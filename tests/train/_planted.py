@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
 from ecgscale.data.labels import LabelClass, LabelSpace
 
@@ -35,22 +33,3 @@ def tiny_resnet(seed: int = 0, **options):
     from ecgscale.models import build_resnet1d
 
     return build_resnet1d(2, 8, 5, n_classes=K, generator=seed, **options)
-
-
-class NoBNNet(nn.Module):
-    """A small conv net without BatchNorm: data-parallel training of it must equal single-process training."""
-
-    def __init__(self, seed: int = 0, k: int = K):
-        super().__init__()
-        gen = torch.Generator().manual_seed(seed)
-        self.conv1 = nn.Conv1d(12, 8, 7, padding=3)
-        self.conv2 = nn.Conv1d(8, 8, 7, padding=3, stride=2)
-        self.head = nn.Linear(8, k)
-        for p in self.parameters():
-            with torch.no_grad():
-                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / np.sqrt(max(p.shape[-1], 1) * 4)))
-
-    def forward(self, x):
-        h = torch.relu(self.conv1(x))
-        h = torch.relu(self.conv2(h))
-        return self.head(h.mean(-1))

@@ -1,13 +1,11 @@
-"""Subprocess side of the resume-after-kill and data-parallel tests (run as a script, not collected).
+"""Subprocess side of the resume-after-kill tests (run as a script, not collected; DDP: ``_ddp_worker.py``).
 
 python _worker.py train OUT [--slow SECONDS] [--resume]      one training run of the tiny ResNet
-torchrun --nproc_per_node=2 _worker.py ddp OUT               the same data on a BN-free net, DDP over gloo
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,12 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _planted
 
-from ecgscale.train import DistContext, TrainConfig, Trainer
+from ecgscale.train import TrainConfig, Trainer
 
 RESUME_CONFIG = TrainConfig(epochs=3, batch_size=16, lr=3e-3, precision="fp32", checkpoint_every=2, patience=None)
-DDP_CONFIG = TrainConfig(
-    epochs=2, batch_size=32, lr=3e-3, precision="fp32", checkpoint_every=0, patience=None, random_crop=False
-)
 
 
 def resume_data():
@@ -39,38 +34,11 @@ def run_train(out: str, slow: float, resume: bool) -> None:
     ).fit(resume=resume)
 
 
-def run_ddp(out: str) -> None:
-    import torch.distributed as dist
-
-    from ecgscale.train.distributed import context_from_env, init_distributed
-
-    ctx = context_from_env(os.environ)
-    assert ctx is not None and ctx.world_size == 2
-    init_distributed(ctx, device="cpu")
-    try:
-        (xt, yt), (xv, yv) = _planted.planted(256, 1), _planted.planted(128, 2)
-        Trainer(
-            _planted.NoBNNet(seed=0),
-            _planted.space(),
-            DDP_CONFIG,
-            train_data=(xt, yt),
-            val_data=(xv, yv),
-            out_dir=out,
-            progress=False,
-            dist=DistContext(ctx.rank, ctx.world_size, ctx.local_rank),
-        ).fit()
-    finally:
-        dist.destroy_process_group()
-
-
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["train", "ddp"])
+    p.add_argument("mode", choices=["train"])
     p.add_argument("out")
     p.add_argument("--slow", type=float, default=0.0)
     p.add_argument("--resume", action="store_true")
     a = p.parse_args()
-    if a.mode == "train":
-        run_train(a.out, a.slow, a.resume)
-    else:
-        run_ddp(a.out)
+    run_train(a.out, a.slow, a.resume)

@@ -23,7 +23,7 @@ def _load_planted():
 
 @pytest.fixture(scope="session")
 def planted():
-    """The helper module: ``planted(n, seed)``, ``space()``, ``tiny_resnet()``, ``NoBNNet``."""
+    """The helper module: ``planted(n, seed)``, ``space()``, ``tiny_resnet()``."""
     return _load_planted()
 
 
