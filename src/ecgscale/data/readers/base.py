@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: Format tags of :class:`RecordRef`.
-FORMATS: tuple[str, ...] = ("cinc2021", "wfdb", "tianchi", "ptbxl")
+FORMATS: tuple[str, ...] = ("cinc2021", "wfdb", "tianchi", "ptbxl", "sph", "code15")
 
 _LEAD_LOOKUP = {name.lower(): name for name in STANDARD_LEADS}
 

@@ -8,7 +8,10 @@ Detection, per folder (walked in sorted order, so results are deterministic):
 - ``<id>.txt`` listed in a Tianchi label file in its folder or any folder above it (up to the path given)
   → ``tianchi``; a ``.txt`` with a lead header but no label row is skipped as ``no_labels`` (test sets);
   other ``.txt`` files (READMEs, class lists, label files) are not records;
-- a ``.mat`` or ``.dat`` without its ``.hea`` is skipped as ``missing_header``.
+- a ``.mat`` or ``.dat`` without its ``.hea`` is skipped as ``missing_header``;
+- a folder holding ``exams.csv`` and ``exams_part*.hdf5`` is CODE-15%: one reference per exam (``code15``);
+- ``<id>.h5`` beside a ``metadata.csv`` is an SPH record (``sph``); an ``.h5``/``.hdf5`` file outside such a
+  folder is skipped as ``no_labels``.
 
 Discovery reads headers and label files only (never a signal), so ``extra`` already carries codes, age, sex
 and, for WFDB headers, ``fs``/``n_samples``: enough for label statistics of 88k records in seconds.
@@ -17,14 +20,26 @@ and, for WFDB headers, ``fs``/``n_samples``: enough for label statistics of 88k 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ecgscale.data import labels as _labels
 from ecgscale.data.readers.base import Discovery, RecordRef, Skip, normalize_leads, source_of
 from ecgscale.data.readers.cinc2021 import parse_cinc_header, read_cinc2021, read_wfdb_record
+from ecgscale.data.readers.hdf5 import (
+    SPH_METADATA,
+    code15_refs,
+    code15_space,
+    is_code15_folder,
+    is_sph_folder,
+    read_code15,
+    read_sph,
+    sph_refs,
+)
+from ecgscale.data.readers.label_table import TABLE_KEY
 from ecgscale.data.readers.ptbxl import PTBXL_DATABASE, PTBXL_STATEMENTS, find_ptbxl_root, ptbxl_refs, read_ptbxl
 from ecgscale.data.readers.tianchi import (
     TianchiLabel,
@@ -144,6 +159,13 @@ def _classify_file(path: Path, top: Path, refs: list[RecordRef], skipped: list[S
         elif suffix in (".mat", ".dat"):
             if not path.with_suffix(".hea").is_file():
                 raise RecordError(path, "signal file without its .hea header", reason="missing_header")
+        elif suffix in (".h5", ".hdf5"):  # reached only outside SPH and CODE-15% folders
+            raise RecordError(
+                path,
+                f"HDF5 file outside an SPH folder ({SPH_METADATA} beside .h5 records) or a CODE-15% folder "
+                "(exams.csv beside exams_part*.hdf5)",
+                reason="no_labels",
+            )
         elif suffix == ".txt":
             if is_class_file(path):
                 return
@@ -191,6 +213,8 @@ def discover(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *
                 found, bad = ptbxl_refs(top.parent, fs=ptbxl_fs)
                 refs.extend(found)
                 skipped.extend(bad)
+            elif top.suffix.lower() == ".h5" and (top.parent / SPH_METADATA).is_file():
+                _hdf5_refs(sph_refs, top.parent, refs, skipped, only=top)
             else:  # a single file: its label file may sit in its folder or the folder above, as for read_record
                 _classify_file(top, top.parent.parent, refs, skipped)
             continue
@@ -207,23 +231,75 @@ def discover(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *
                     skipped.extend(bad)
                 dirs[:] = [d for d in dirs if not d.startswith("records")]
                 continue
+            claimed: tuple[str, ...] = ()
+            if is_code15_folder(files):
+                _hdf5_refs(code15_refs, here, refs, skipped)
+                claimed += (".hdf5",)
+            if is_sph_folder(files):
+                _hdf5_refs(sph_refs, here, refs, skipped)
+                claimed += (".h5",)
             for name in sorted(files):
-                _classify_file(here / name, top, refs, skipped)
+                if not (claimed and name.lower().endswith(claimed)):
+                    _classify_file(here / name, top, refs, skipped)
     if len(paths) == 1:  # one walk cannot reach a file twice; resolving 88k paths is not free
         return Discovery(refs, skipped)
-    # The same record reached through two overlapping paths is kept once.
-    seen: set[str] = set()
+    # The same record reached through two overlapping paths is kept once (a CODE-15% part holds many records).
+    seen: set[tuple[str, str]] = set()
     unique = []
     for ref in refs:
-        key = os.path.realpath(ref.path)
+        key = (os.path.realpath(ref.path), ref.record_id)
         if key not in seen:
             seen.add(key)
             unique.append(ref)
     return Discovery(unique, skipped)
 
 
+def _hdf5_refs(
+    finder: Callable[[Path], tuple[list[RecordRef], list[Skip]]],
+    folder: Path,
+    refs: list[RecordRef],
+    skipped: list[Skip],
+    *,
+    only: Path | None = None,
+) -> None:
+    try:
+        found, bad = finder(folder)
+    except RecordError as exc:
+        skipped.append(Skip.from_error(exc))
+        return
+    except OSError as exc:
+        skipped.append(Skip(folder, "unreadable", f"{folder}: {exc}"))
+        return
+    if only is not None:
+        found = [r for r in found if r.path.name == only.name]
+        bad = [s for s in bad if s.path.name == only.name]
+    refs.extend(found)
+    skipped.extend(bad)
+
+
 def read(ref: RecordRef) -> EcgRecord:
-    """Read the record a :class:`RecordRef` points to; raises ``RecordError`` naming the file and problem."""
+    """Read the record a :class:`RecordRef` points to; raises ``RecordError`` naming the file and problem.
+
+    Labels (and patient, age, sex) that a labels table put into ``ref.extra`` replace those of the file.
+    """
+    record = _read(ref)
+    extra = ref.extra
+    if TABLE_KEY not in extra:
+        return record
+    return dataclasses.replace(
+        record,
+        codes=tuple(extra.get("codes", ())),
+        patient_id=extra.get("patient_id", record.patient_id),
+        age=extra.get("age", record.age),
+        sex=extra.get("sex", record.sex),
+    )
+
+
+def _read(ref: RecordRef) -> EcgRecord:
+    if ref.format == "sph":
+        return read_sph(ref)
+    if ref.format == "code15":
+        return read_code15(ref)
     if ref.format == "cinc2021":
         return read_cinc2021(ref.path, source=ref.source)
     if ref.format == "wfdb":
@@ -257,11 +333,22 @@ def read_record(path: str | os.PathLike[str]) -> EcgRecord:
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return read_tianchi(path)
+    if suffix == ".h5":  # SPH: metadata (labels, rate) from metadata.csv beside it when present
+        found: list[RecordRef] = []
+        if (path.parent / SPH_METADATA).is_file():
+            _hdf5_refs(sph_refs, path.parent, found, [], only=path)
+        return read_sph(found[0] if found else RecordRef(path, "sph", "sph", path.stem, {}))
+    if suffix == ".hdf5":
+        raise RecordError(
+            path,
+            "a CODE-15% part file holds many records: use discover() / `ecgscale inspect FOLDER`",
+            reason="unsupported",
+        )
     if suffix in (".mat", ".dat", ""):
         path = path.with_suffix(".hea") if suffix else path.with_name(path.name + ".hea")
     elif suffix != ".hea":
         raise RecordError(
-            path, f"unsupported file type {suffix!r}; expected .hea, .mat, .dat or .txt", reason="unsupported"
+            path, f"unsupported file type {suffix!r}; expected .hea, .mat, .dat, .txt or .h5", reason="unsupported"
         )
     header = parse_cinc_header(path)
     if all(f.lower().endswith(".mat") for f in header.signal_files):
@@ -284,7 +371,9 @@ def default_label_space(discovery: Discovery, *, ptbxl_task: str = "superdiagnos
     ``scp_statements.csv``. Mixed formats raise: translate Tianchi/PTB-XL into CinC 2021 explicitly with
     ``labels.cinc2021_scored(aliases=...)``.
     """
-    formats = set(discovery.formats) - {"wfdb"} | ({"cinc2021"} if "wfdb" in discovery.formats else set())
+    # SPH labels are SNOMED CT codes like CinC 2021's
+    formats = set(discovery.formats) - {"wfdb", "sph"}
+    formats |= {"cinc2021"} if {"wfdb", "sph"} & set(discovery.formats) else set()
     if not formats:
         raise RecordError("<discovery>", "no records found, so no label space can be chosen", reason="empty")
     if len(formats) > 1:
@@ -297,6 +386,8 @@ def default_label_space(discovery: Discovery, *, ptbxl_task: str = "superdiagnos
     fmt = formats.pop()
     if fmt == "cinc2021":
         return _labels.cinc2021_scored()
+    if fmt == "code15":
+        return code15_space()
     if fmt == "tianchi":
         class_files = sorted({r.extra.get("classes_file") for r in discovery.refs if r.extra.get("classes_file")})
         if class_files:
