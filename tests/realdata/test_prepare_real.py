@@ -60,3 +60,36 @@ def test_ptbxl_fold_roles_via_cli(ptbxl_subset: Path, tmp_path: Path):
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["status"] == "resplit"
     assert pd.Series(open_cache(out).manifest.split).value_counts().to_dict() == {"train": 72, "test": 24, "val": 12}
+
+
+def test_drop_unlabelled_leaves_out_exactly_the_records_without_a_task_statement(ptbxl_subset: Path, tmp_path: Path):
+    """As the PTB-XL benchmark does per task: records with no form statement are not in the form cache, each one
+    counted as a ``no-label`` skip. The expected set is computed here from the database and statement tables."""
+    import ast
+
+    db = pd.read_csv(ptbxl_subset / "ptbxl_database.csv")
+    stmts = pd.read_csv(ptbxl_subset / "scp_statements.csv", index_col=0)
+    form = set(stmts.index[stmts["form"] == 1])
+    has_form = db.scp_codes.map(lambda s: bool(form & set(ast.literal_eval(s))))
+    assert 0 < has_form.sum() < len(db)  # the subset has both kinds, or the test could not fail
+    base = ["prepare", str(ptbxl_subset), "--ptbxl-fs", "100", "--labels", "ptbxl:form", *FAST, "--json"]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "all")])
+    assert res.exit_code == 0, res.output
+    kept_all = open_cache(tmp_path / "all")
+    assert len(kept_all) == len(db) and (kept_all.labels.sum(axis=1) == 0).sum() == (~has_form).sum()
+
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "drop"), "--drop-unlabelled"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["n_records"] == int(has_form.sum())
+    assert summary["skipped_by_reason"] == {"no-label": int((~has_form).sum())}
+    cache = open_cache(tmp_path / "drop")
+    assert (cache.labels.sum(axis=1) > 0).all()
+    skipped = pd.read_csv(tmp_path / "drop" / "skipped.csv")
+    dropped_ids = {Path(p).stem for p in skipped.path}  # the header file of each record
+    expected = {Path(f).name for f in db.filename_lr[~has_form]}
+    assert dropped_ids == expected
+    assert skipped.message.str.contains("no class of ptbxl-form").all()
+    # the option is part of what the cache is: the same --out without it is refused, naming the difference
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "drop")])
+    assert res.exit_code != 0 and "drop_unlabelled True → False" in _said(res)

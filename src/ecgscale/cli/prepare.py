@@ -54,6 +54,12 @@ def prepare(
     seed: int = typer.Option(0, "--seed", help="Split seed."),
     by_patient: bool = typer.Option(True, "--by-patient/--no-by-patient", help="Keep a patient's records together."),
     ptbxl_fs: int = typer.Option(500, "--ptbxl-fs", help="PTB-XL records to read: 500 or 100 Hz."),
+    drop_unlabelled: bool = typer.Option(
+        False,
+        "--drop-unlabelled",
+        help="Leave out (counted as skipped, reason no-label) records with no class of the label space, "
+        "as the PTB-XL benchmark does for each task.",
+    ),
     workers: int | None = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Replace a cache built with other parameters."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -108,6 +114,7 @@ def prepare(
         progress=progress and not as_json,
         rebuild=rebuild,
         ptbxl_fs=ptbxl_fs,
+        drop_unlabelled=drop_unlabelled,
     )
     if as_json:
         console.print_json(json.dumps(summary.to_dict()))

@@ -132,8 +132,38 @@ def _train_overrides(
     return out
 
 
+def _sweep_recipe(
+    ctx: typer.Context, recipe: str, train: dict[str, Any], cache: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train/model settings of a recipe for every trial; options typed on the command line win.
+
+    The grid decides the architecture, so the recipe's depth/channels/kernel_size/gap are not used; its other
+    model settings (dropout) are.
+    """
+    from click.core import ParameterSource
+
+    from ecgscale.train import TrainConfig
+    from ecgscale.train.recipes import check_preprocess, load_recipe
+
+    loaded = load_recipe(recipe)
+    option_of = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "max_minutes": "max_minutes"}
+    merged = dict(loaded["train"])
+    for key, value in train.items():
+        source = ctx.get_parameter_source(option_of.get(key, key))
+        typed = source is not None and source not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+        if typed or key not in merged:
+            merged[key] = value
+    TrainConfig.from_dict(merged)
+    model = {k: v for k, v in loaded["model"].items() if k not in ("depth", "channels", "kernel_size", "gap")}
+    if cache is not None:
+        for line in check_preprocess(loaded, cache.config):
+            console.print(f"[yellow]warning:[/] recipe {recipe}: {line}")
+    return merged, model
+
+
 @app.command("sweep")
 def sweep_cmd(
+    ctx: typer.Context,
     study: str = typer.Option(..., "--study", help="Study name (folder under --studies-dir; key in --storage)."),
     cache: Path | None = typer.Option(None, "--cache", help="Prepared cache (`ecgscale prepare`)."),
     grid: str = typer.Option(
@@ -173,6 +203,12 @@ def sweep_cmd(
         "workers' trials (and re-run those whose worker died) before exiting.",
     ),
     runner: str = typer.Option("train", "--runner", help=_RUNNER_HELP),
+    recipe: str | None = typer.Option(
+        None,
+        "--recipe",
+        help="Train every trial with a recipe's settings (built-in name, e.g. ptbxl, or a TOML file); "
+        "--epochs/--batch-size/--lr typed here override it; the grid sets the architecture.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train every configuration of a scale grid; any number of workers may share one study.
@@ -191,11 +227,15 @@ def sweep_cmd(
     if runner == "train":
         _set_threads(threads, n_workers_hint)
     data = _open_cache(cache, required=runner == "train")
+    model: dict[str, Any] = {}
+    if recipe is not None:
+        train, model = _sweep_recipe(ctx, recipe, train, data)
     run_trial, identity = _make_runner(runner, data, progress=False)
     settings = SweepSettings(
         name=study,
         grid=g,
         train=train,
+        model=model,
         studies_dir=studies_dir,
         storage=storage,
         heartbeat_interval=heartbeat_interval,

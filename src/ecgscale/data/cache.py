@@ -433,15 +433,20 @@ def _append_block(fh: Any, x: np.ndarray) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- build
-def _build_params(config: PreprocessConfig, label_spec: str, paths: Sequence[Path], ptbxl_fs: int) -> dict[str, Any]:
+def _build_params(
+    config: PreprocessConfig, label_spec: str, paths: Sequence[Path], ptbxl_fs: int, *, drop_unlabelled: bool = False
+) -> dict[str, Any]:
     """What identifies a cache's content: a change here means the cache must be rebuilt (not the split)."""
-    return {
+    params: dict[str, Any] = {
         "format_version": CACHE_FORMAT_VERSION,
         "preprocess_hash": config.hash(),
         "labels": label_spec,
         "sources": sorted(str(p.resolve()) for p in paths),
         "ptbxl_fs": ptbxl_fs,
     }
+    if drop_unlabelled:  # only when set, so caches built before the option keep their hash
+        params["drop_unlabelled"] = True
+    return params
 
 
 def _params_hash(params: Mapping[str, Any]) -> str:
@@ -465,6 +470,10 @@ def _describe_mismatch(old: Mapping[str, Any], new_params: Mapping[str, Any], co
         diffs.append(f"ptbxl_fs {old_params.get('ptbxl_fs')} → {new_params['ptbxl_fs']}")
     if old_params.get("sources") != new_params["sources"]:
         diffs.append(f"sources {old_params.get('sources')} → {new_params['sources']}")
+    if bool(old_params.get("drop_unlabelled")) != bool(new_params.get("drop_unlabelled")):
+        diffs.append(
+            f"drop_unlabelled {bool(old_params.get('drop_unlabelled'))} → {bool(new_params.get('drop_unlabelled'))}"
+        )
     return "; ".join(diffs) or "parameters differ"
 
 
@@ -570,6 +579,7 @@ def build_cache(
     rebuild: bool = False,
     chunksize: int | None = None,
     ptbxl_fs: int = 500,
+    drop_unlabelled: bool = False,
 ) -> CacheSummary:
     """Read every record under ``paths`` once, preprocess it, and store the result as a cache at ``out``.
 
@@ -577,7 +587,9 @@ def build_cache(
     (``status="up_to_date"``; a different ``split`` is recomputed without re-reading signals). One with other
     parameters is refused with a ``ConfigError`` unless ``rebuild=True``. Bad records are skipped, logged and
     counted by reason; the build fails only if no record at all is usable. ``workers=None`` uses every core;
-    ``ptbxl_fs`` picks PTB-XL's 500 Hz or 100 Hz records.
+    ``ptbxl_fs`` picks PTB-XL's 500 Hz or 100 Hz records. ``drop_unlabelled`` leaves out (as counted skips with
+    reason ``no-label``) records with no class of the label space, as the PTB-XL benchmark does per task: its
+    rhythm and form AUROCs are computed on the records that carry a statement of the task.
 
     The whole check/build/resplit/swap runs under the cache's writer lock (``.<out>.lock`` beside ``out``): a
     second prepare on the same ``out`` is refused at once with a ``ConfigError`` naming the running one. A
@@ -593,7 +605,7 @@ def build_cache(
         if ptbxl_fs not in (100, 500):
             why = "is not allowed (PTB-XL has 100 and 500 Hz records)"
             raise ConfigError(f"ptbxl_fs {ptbxl_fs!r} {why}", key="ptbxl_fs")
-        params = _build_params(config, label_spec, src, ptbxl_fs)
+        params = _build_params(config, label_spec, src, ptbxl_fs, drop_unlabelled=drop_unlabelled)
         params_hash = _params_hash(params)
 
         if out.parent.is_dir():
@@ -646,6 +658,14 @@ def build_cache(
                 key="paths",
             )
         space = _resolve_space(labels, discovery)
+        if drop_unlabelled:
+            refs = _drop_unlabelled(refs, space, skips)
+            if not refs:
+                raise ConfigError(
+                    f"no record under {', '.join(map(str, src))} has a class of {space.name}; "
+                    "drop_unlabelled (--drop-unlabelled) left nothing",
+                    key="labels",
+                )
         _check_fold_roles(refs, split)
         workers = _available_cores() if workers is None else int(workers)
         if workers < 1:
@@ -686,6 +706,22 @@ def build_cache(
         status = "rebuilt" if existing is not None else "built"
         summary = _summary_from_info(out, info, status, time.perf_counter() - t0)
         return dataclasses.replace(summary, skipped=tuple(skips))
+
+
+def _drop_unlabelled(refs: Sequence[Any], space: LabelSpace, skips: list[SkippedRecord]) -> list[Any]:
+    """Refs with at least one class of ``space``; the others become ``no-label`` skips (counted, never silent)."""
+    kept = []
+    for ref in refs:
+        codes = ref.extra.get("codes", ())
+        if space.encode(codes).any():
+            kept.append(ref)
+            continue
+        shown = ", ".join(map(str, codes)) or "none"
+        skips.append(SkippedRecord(str(ref.path), "no-label", f"no class of {space.name} among its codes ({shown})"))
+    n = len(refs) - len(kept)
+    if n:
+        log.info("%d record(s) without a class of %s left out (drop_unlabelled)", n, space.name)
+    return kept
 
 
 def _check_fold_roles(refs: Sequence[Any], split: SplitConfig) -> None:
