@@ -225,3 +225,15 @@ def test_stray_hdf5_files_are_skipped_not_ignored(tmp_path):
     with pytest.raises(RecordError, match="part file holds many records") as info:
         read_record(tmp_path / "lone.hdf5")
     assert info.value.reason == "unsupported"
+
+
+def test_code15_cache_in_its_own_space_or_cinc_when_asked(tmp_path):
+    write_code15(tmp_path / "c")
+    config = PreprocessConfig(fs=100, window_s=5.0)
+    own = build_cache(tmp_path / "c", tmp_path / "own", config=config, workers=1, progress=False)
+    assert own.label_space == "code15" and own.n_records == 4 and own.skipped_by_reason == {"no_labels": 1}
+    cinc = build_cache(tmp_path / "c", tmp_path / "cinc", config=config, labels="cinc2021", workers=1, progress=False)
+    cache, mine = open_cache(tmp_path / "cinc"), open_cache(tmp_path / "own")
+    af, rbbb = cache.label_space.abbreviations.index("AF"), cache.label_space.abbreviations.index("RBBB")
+    np.testing.assert_array_equal(cache.labels[:, [af, rbbb]], mine.labels[:, [5, 1]])
+    assert cinc.label_space == "cinc2021" and cache.labels.sum() == mine.labels.sum() == 3

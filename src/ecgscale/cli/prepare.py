@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -25,7 +26,9 @@ def _floats(text: str, what: str, n: int) -> tuple[float, ...]:
 
 @app.command("prepare")
 def prepare(
-    sources: list[Path] = typer.Argument(..., help="Record files or folders (CinC 2021 WFDB, PTB-XL, Tianchi)."),
+    sources: list[Path] = typer.Argument(
+        ..., help="Record files or folders (any WFDB, CinC 2021, PTB-XL, Tianchi, SPH, CODE-15%)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Cache folder to create (or reuse when up to date)."),
     fs: float = typer.Option(250.0, "--fs", help="Target sampling rate in Hz."),
     window_s: float = typer.Option(10.0, "--window", help="Model input window in seconds."),
@@ -38,6 +41,18 @@ def prepare(
     ),
     labels: str = typer.Option(
         "auto", "--labels", help="Label space: auto, cinc2021, cinc2021-all, tianchi or ptbxl:<task>."
+    ),
+    labels_csv: Path | None = typer.Option(
+        None,
+        "--labels-csv",
+        help="Your labels table: a record column plus 0/1 class columns or a code-list column (docs/own-data.md). "
+        "Its classes are the label space; with --labels cinc2021 they are mapped to the CinC 2021 classes.",
+    ),
+    record_column: str | None = typer.Option(
+        None, "--record-column", help="Record column of --labels-csv (default: record, record_id, id, filename …)."
+    ),
+    label_columns: str | None = typer.Option(
+        None, "--label-columns", help="Comma-separated 0/1 class columns of --labels-csv (default: all others)."
     ),
     split: str = typer.Option("auto", "--split", help="Split method: auto, stratified, official or source."),
     train_folds: str | None = typer.Option(
@@ -71,6 +86,7 @@ def prepare(
     atomically, so an interrupted prepare never leaves a half cache or damages an existing one.
     """
     from ecgscale.data.cache import build_cache
+    from ecgscale.data.readers.label_table import LabelTable, read_label_table
     from ecgscale.data.splits import SplitConfig, parse_folds
     from ecgscale.data.transforms import PreprocessConfig
 
@@ -104,11 +120,22 @@ def prepare(
         group_by_patient=by_patient,
         test_sources=tuple(test_source),
     )
+    label_choice: str | LabelTable = labels
+    if labels_csv is not None:
+        if labels not in ("auto", "cinc2021"):
+            raise ConfigError(
+                f"--labels-csv takes --labels auto (your classes) or cinc2021, not {labels}", key="labels"
+            )
+        columns = None if label_columns is None else [c.strip() for c in label_columns.split(",") if c.strip()]
+        table = read_label_table(labels_csv, record_column=record_column, label_columns=columns)
+        label_choice = dataclasses.replace(table, map_to="cinc2021" if labels == "cinc2021" else None)
+    elif record_column is not None or label_columns is not None:
+        raise ConfigError("--record-column/--label-columns need --labels-csv", key="labels-csv")
     summary = build_cache(
         sources,
         out,
         config=config,
-        labels=labels,
+        labels=label_choice,
         split=split_config,
         workers=workers,
         progress=progress and not as_json,

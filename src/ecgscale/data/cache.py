@@ -43,7 +43,8 @@ import pandas as pd
 from ecgscale import __version__
 from ecgscale.data import labels as _labels
 from ecgscale.data.labels import LabelSpace
-from ecgscale.data.records import STANDARD_LEADS
+from ecgscale.data.readers.label_table import LabelTable
+from ecgscale.data.records import STANDARD_LEADS, EcgRecord
 from ecgscale.data.splits import SPLIT_NAMES, SplitConfig, assign_splits, official_split_of_fold
 from ecgscale.data.transforms import PreprocessConfig, preprocess, window
 from ecgscale.errors import ConfigError, EcgscaleError, RecordError
@@ -52,7 +53,15 @@ from ecgscale.fileio import as_disk_error, read_json, write_json_atomic, write_t
 if TYPE_CHECKING:
     from ecgscale.data.datasets import CacheDataset
 
-__all__ = ["CACHE_FORMAT_VERSION", "CacheSummary", "EcgCache", "SkippedRecord", "build_cache", "open_cache"]
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "CacheSummary",
+    "EcgCache",
+    "SkippedRecord",
+    "build_cache",
+    "build_cache_from_records",
+    "open_cache",
+]
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +158,10 @@ class CacheSummary:
 _PTBXL_PREFIX = "ptbxl:"
 
 
-def _label_spec(labels: str | LabelSpace) -> str:
+def _label_spec(labels: str | LabelSpace | LabelTable) -> str:
     """A string that identifies the label choice in the build parameters."""
+    if isinstance(labels, LabelTable):  # its content, not only its path: an edited table means a rebuild
+        return f"table:{labels.path.resolve()}:{labels.digest()}:{labels.map_to or 'user'}"
     if isinstance(labels, LabelSpace):
         digest = hashlib.sha256(json.dumps(labels.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
         return f"space:{labels.name}:{digest}"
@@ -166,7 +177,7 @@ def _label_spec(labels: str | LabelSpace) -> str:
     )
 
 
-def _resolve_space(spec: str | LabelSpace, discovery: Any) -> LabelSpace:
+def _resolve_space(spec: str | LabelSpace | LabelTable, discovery: Any) -> LabelSpace:
     """The label space of a build, chosen before any signal is read (so a bad choice fails fast).
 
     ``auto``: one format → its own space (``readers.default_label_space``: CinC 2021 scored classes, the
@@ -178,6 +189,8 @@ def _resolve_space(spec: str | LabelSpace, discovery: Any) -> LabelSpace:
 
     if isinstance(spec, LabelSpace):
         return spec
+    if isinstance(spec, LabelTable):
+        return spec.space(map_to=spec.map_to)
     formats = {"cinc2021" if f == "wfdb" else f for f in discovery.formats}
     if spec == "auto":
         if len(formats) == 1:
@@ -189,6 +202,10 @@ def _resolve_space(spec: str | LabelSpace, discovery: Any) -> LabelSpace:
             aliases.update(_labels.tianchi_to_snomed())
         if "ptbxl" in formats:
             aliases.update(_labels.ptbxl_to_snomed())
+        if "code15" in formats:
+            from ecgscale.data.readers.hdf5 import code15_to_snomed
+
+            aliases.update(code15_to_snomed())
         return _labels.cinc2021_scored(aliases=aliases or None)
     if spec == "cinc2021-all":
         return _labels.cinc2021_all()
@@ -301,17 +318,41 @@ def _prepare_one(ref: Any) -> tuple[bool, dict[str, Any]]:
             "reason": "unexpected_error",
             "message": f"{ref.path}: {type(exc).__name__}: {exc}",
         }
+    extra = ref.extra or {}
+    return True, _prepared_item(record, x, config, fmt=ref.format, source=ref.source, extra=extra, ref_path=ref.path)
+
+
+def _prepare_record(record: EcgRecord, config: PreprocessConfig) -> tuple[bool, dict[str, Any]]:
+    """``_prepare_one`` for a record already in memory (``build_cache_from_records``); never raises."""
+    where = str(record.path) if record.path is not None else f"<record {record.record_id}>"
+    try:
+        x = preprocess(record, config)
+    except RecordError as exc:
+        return False, {"path": where, "reason": exc.reason, "message": str(exc)}
+    return True, _prepared_item(record, x, config, fmt="memory", source="memory", extra={}, ref_path=where)
+
+
+def _prepared_item(
+    record: EcgRecord,
+    x: np.ndarray,
+    config: PreprocessConfig,
+    *,
+    fmt: str,
+    source: str,
+    extra: Mapping[str, Any],
+    ref_path: object,
+) -> dict[str, Any]:
+    """The manifest fields and stored signal of one preprocessed record."""
     if config.dtype == "float16":
         x = np.clip(x, -_FLOAT16_MAX, _FLOAT16_MAX, out=x).astype(np.float16)
-    extra = ref.extra or {}
     official = str(extra.get("split", "") or "")
     if official not in SPLIT_NAMES:
         official = official_split_of_fold(extra.get("strat_fold"))
     meta = record.meta or {}
-    return True, {
+    return {
         "record_id": record.record_id,
-        "source": record.source or ref.source,
-        "format": ref.format,
+        "source": record.source or source,
+        "format": fmt,
         "patient_id": "" if record.patient_id is None else str(record.patient_id),
         "age": np.nan if record.age is None else float(record.age),
         "sex": record.sex or "",
@@ -323,7 +364,7 @@ def _prepare_one(ref: Any) -> tuple[bool, dict[str, Any]]:
         "flat_leads": str(meta.get("flat_leads", "")),
         "official_split": official,
         "fold": _fold_of(extra.get("strat_fold")),
-        "path": str(record.path if record.path is not None else ref.path),
+        "path": str(record.path if record.path is not None else ref_path),
         "signal": x,
     }
 
@@ -572,7 +613,7 @@ def build_cache(
     out: str | os.PathLike[str],
     *,
     config: PreprocessConfig | None = None,
-    labels: str | LabelSpace = "auto",
+    labels: str | LabelSpace | LabelTable = "auto",
     split: SplitConfig | None = None,
     workers: int | None = None,
     progress: bool = True,
@@ -649,6 +690,9 @@ def build_cache(
         for s in discovery.skipped:
             skips.append(SkippedRecord(str(s.path), str(s.reason), str(s.message)))
             log.warning("skipped %s (%s): %s", s.path, s.reason, s.message)
+        if isinstance(labels, LabelTable):  # the table's labels replace the files'; records without a row skip
+            refs, no_row, _ = labels.apply(refs)
+            skips.extend(SkippedRecord(str(s.path), s.reason, s.message) for s in no_row)
         n_found = len(refs) + len(skips)
         if not refs:
             by_reason = Counter(sk.reason for sk in skips)
@@ -735,6 +779,99 @@ def _check_fold_roles(refs: Sequence[Any], split: SplitConfig) -> None:
         _roles_of_folds(folds[folds > 0], split, strict=split.method == "official", warn_unused=False)
 
 
+def build_cache_from_records(
+    records: Iterable[EcgRecord],
+    out: str | os.PathLike[str],
+    *,
+    labels: LabelSpace,
+    config: PreprocessConfig | None = None,
+    split: SplitConfig | None = None,
+    progress: bool = True,
+    rebuild: bool = False,
+    total: int | None = None,
+    source: str = "memory",
+) -> CacheSummary:
+    """Build a cache from records already in memory (a user's own loader), with the writer of ``build_cache``.
+
+    ``records`` is consumed once, one record at a time, so a generator over a large corpus stays in bounded
+    memory. Each record's ``codes`` are encoded in ``labels``; a record that cannot be preprocessed (NaN
+    samples, missing leads, ...) is a counted skip, as a bad file is for ``build_cache``. There is no source
+    path to compare, so an existing cache at ``out`` is never reported up to date: it is refused unless
+    ``rebuild=True``. ``total`` (the number of records, when known) only sizes the progress bar; ``source``
+    names the data in the build parameters and in ``manifest.source`` for records that give none.
+    """
+    if not isinstance(labels, LabelSpace):
+        raise ConfigError(f"labels must be a LabelSpace, got {type(labels).__name__}", key="labels")
+    out = Path(out)
+    with _cache_lock(out, rebuild=rebuild):
+        t0 = time.perf_counter()
+        config = config or PreprocessConfig()
+        split = split or SplitConfig()
+        params = {
+            "format_version": CACHE_FORMAT_VERSION,
+            "preprocess_hash": config.hash(),
+            "labels": _label_spec(labels),
+            "sources": [f"<{source}>"],
+            "ptbxl_fs": None,
+        }
+        if out.parent.is_dir():
+            _remove_stale_temps(out)
+        existing = out.exists() and (out.is_file() or any(out.iterdir()))
+        if existing and not rebuild:
+            raise ConfigError(
+                f"{out} already exists; records in memory cannot be checked against it: pass rebuild=True to "
+                "replace it, or choose another out",
+                key="out",
+            )
+        if existing and not (out / "cache.json").is_file():
+            raise ConfigError(f"{out} exists and is not an ecgscale cache (no cache.json); choose another out")
+
+        def prepared() -> Iterator[tuple[bool, dict[str, Any]]]:
+            for i, record in enumerate(records):
+                if not isinstance(record, EcgRecord):
+                    what = type(record).__name__
+                    raise ConfigError(f"item {i} of records is a {what}, not an EcgRecord", key="records")
+                ok, item = _prepare_record(record, config)
+                if ok and not record.source:
+                    item["source"] = source
+                yield ok, item
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise (as_disk_error(exc, out) or exc) from exc
+        skips: list[SkippedRecord] = []
+        try:
+            info = _write_cache(
+                tmp,
+                (),
+                skips,
+                config=config,
+                space=labels,
+                split=split,
+                workers=1,
+                chunksize=1,
+                progress=progress,
+                params=params,
+                params_hash=_params_hash(params),
+                n_found=None,
+                sources=[f"<{source}>"],
+                prepared=prepared(),
+                total=total,
+            )
+            _swap_into_place(tmp, out)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            disk = as_disk_error(exc, out) if isinstance(exc, Exception) else None
+            if disk is not None and disk is not exc:
+                raise disk from exc
+            raise
+        summary = _summary_from_info(out, info, "rebuilt" if existing else "built", time.perf_counter() - t0)
+        return dataclasses.replace(summary, skipped=tuple(skips))
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
     """Rename the finished build onto ``out``; an old cache is replaced in one step, deleted only afterwards.
 
@@ -787,7 +924,7 @@ def _spinner(enabled: bool, text: str):
     return Console(stderr=True).status(text)
 
 
-def _progress_bar(enabled: bool, total: int):
+def _progress_bar(enabled: bool, total: int | None):
     if not enabled:
         return contextlib.nullcontext(None)
     from rich.console import Console
@@ -825,19 +962,25 @@ def _write_cache(
     progress: bool,
     params: Mapping[str, Any],
     params_hash: str,
-    n_found: int,
-    sources: Sequence[Path],
+    n_found: int | None,
+    sources: Sequence[Path | str],
+    prepared: Iterator[tuple[bool, dict[str, Any]]] | None = None,
+    total: int | None = None,
 ) -> dict[str, Any]:
+    """Write a cache into ``tmp`` from ``refs`` read by workers, or from ``prepared`` results (records in memory)."""
     rows: list[dict[str, Any]] = []
     offsets = [0]
     dtype = np.dtype(config.dtype)
     t0 = time.perf_counter()
+    if prepared is None:
+        prepared = _iter_prepared(refs, config, workers, chunksize, tmp)
+        total = len(refs)
     with (
         open(tmp / "signals.bin", "wb") as fh,
-        _progress_bar(progress, len(refs)) as bar,
-        contextlib.closing(_iter_prepared(refs, config, workers, chunksize, tmp)) as results,
+        _progress_bar(progress, total) as bar,
+        contextlib.closing(prepared) as results,
     ):
-        task = bar.add_task("prepare", total=len(refs), rate="") if bar is not None else None
+        task = bar.add_task("prepare", total=total, rate="") if bar is not None else None
         for done, (ok, item) in enumerate(results, start=1):
             if ok:
                 x = item.pop("signal")  # possibly a view of a worker's slot: written out before the next result
@@ -904,7 +1047,7 @@ def _write_cache(
         "n_leads": N_LEADS,
         "leads": list(STANDARD_LEADS),
         "n_records": len(rows),
-        "n_found": n_found,
+        "n_found": n_found if n_found is not None else len(rows) + len(skips),
         "total_samples": int(offsets[-1]),
         "split": split.to_dict(),
         "split_counts": _split_counts(manifest["split"]),

@@ -38,7 +38,7 @@ from ecgscale.data import labels as _labels
 from ecgscale.data.readers.base import RecordRef, Skip, parse_age, parse_sex
 from ecgscale.errors import ConfigError
 
-__all__ = ["LabelRow", "LabelTable", "read_label_table", "record_key"]
+__all__ = ["LabelRow", "LabelTable", "read_label_table", "record_key", "user_label_space"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class LabelTable:
     classes: tuple[str, ...]
     rows: Mapping[str, LabelRow] = field(default_factory=dict)
     layout: str = "columns"  # "columns" (0/1 per class) or "codes" (a code-list column)
+    map_to: str | None = None  # None: the user's classes; "cinc2021": encoded into the CinC 2021 scored classes
 
     def digest(self) -> str:
         """Identifies the table's content (classes and rows), so a cache built from it is rebuilt when it changes."""
@@ -92,37 +93,8 @@ class LabelTable:
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def space(self, *, map_to: str | None = None) -> _labels.LabelSpace:
-        """The user's classes as a label space, or (``map_to="cinc2021"``) the CinC 2021 scored space with the
-        user's class names added as aliases of the classes they name."""
-        if map_to is None:
-            classes = [_labels.LabelClass(c, (c,), c, c, None, True) for c in self.classes]
-            return _labels.LabelSpace(f"user:{self.path.stem}", classes)
-        if map_to != "cinc2021":
-            raise ConfigError(f"map_to {map_to!r} is not allowed; use None or 'cinc2021'", key="map_to")
-        scored = _labels.cinc2021_scored()
-        known = {code for cls in scored.classes for code in cls.codes}
-        by_name = {cls.abbreviation.lower(): cls.codes[0] for cls in scored.classes}
-        from ecgscale.data.readers.hdf5 import code15_to_snomed
-
-        by_name.update({k.lower(): v for k, v in code15_to_snomed().items()})
-        aliases: dict[str, str] = {}
-        unmatched = []
-        for name in self.classes:
-            if name in known:
-                continue
-            target = by_name.get(name.lower())
-            if target is None:
-                unmatched.append(name)
-            else:
-                aliases[name] = target
-        if unmatched:
-            log.warning(
-                "%s: class(es) %s name no scored CinC 2021 class (use a SNOMED CT code or an abbreviation "
-                "such as AF, IAVB, RBBB); their labels are left out",
-                self.path,
-                unmatched,
-            )
-        return _labels.cinc2021_scored(aliases=aliases or None)
+        """The table's label space: :func:`user_label_space` of its classes (``map_to`` defaults to the table's)."""
+        return user_label_space(self.classes, name=f"user:{self.path.stem}", map_to=map_to or self.map_to)
 
     def apply(self, refs: Sequence[RecordRef]) -> tuple[list[RecordRef], list[Skip], list[str]]:
         """Refs with the table's labels in ``extra`` (``read`` uses them), skips for records without a row,
@@ -149,6 +121,41 @@ class LabelTable:
             shown = ", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else "")
             log.warning("%s: %d row(s) match no record found: %s", self.path, len(unmatched), shown)
         return kept, skipped, unmatched
+
+
+def user_label_space(classes: Sequence[str], *, name: str = "user", map_to: str | None = None) -> _labels.LabelSpace:
+    """The user's classes as a label space (key = abbreviation = the class name, no label group), or with
+    ``map_to="cinc2021"`` the CinC 2021 scored space with the user's names added as aliases of the classes they
+    name (a SNOMED CT code, a CinC abbreviation in any case, or a CODE-15% class name); names that match no
+    scored class are logged and their labels left out."""
+    if map_to is None:
+        return _labels.LabelSpace(name, [_labels.LabelClass(c, (c,), c, c, None, True) for c in classes])
+    if map_to != "cinc2021":
+        raise ConfigError(f"map_to {map_to!r} is not allowed; use None or 'cinc2021'", key="map_to")
+    scored = _labels.cinc2021_scored()
+    known = {code for cls in scored.classes for code in cls.codes}
+    by_name = {cls.abbreviation.lower(): cls.codes[0] for cls in scored.classes}
+    from ecgscale.data.readers.hdf5 import code15_to_snomed
+
+    by_name.update({k.lower(): v for k, v in code15_to_snomed().items()})
+    aliases: dict[str, str] = {}
+    unmatched = []
+    for cls in classes:
+        if cls in known:
+            continue
+        target = by_name.get(cls.lower())
+        if target is None:
+            unmatched.append(cls)
+        else:
+            aliases[cls] = target
+    if unmatched:
+        log.warning(
+            "%s: class(es) %s name no scored CinC 2021 class (use a SNOMED CT code or an abbreviation "
+            "such as AF, IAVB, RBBB); their labels are left out",
+            name,
+            unmatched,
+        )
+    return _labels.cinc2021_scored(aliases=aliases or None)
 
 
 def _find_column(
