@@ -64,6 +64,16 @@ def train(
     checkpoint_every: int = typer.Option(
         50, "--checkpoint-every", help="Steps between mid-epoch resume checkpoints (0 = only at epoch ends)."
     ),
+    init_from: Path | None = typer.Option(
+        None,
+        "--init-from",
+        help="Fine-tune: start from this run's weights (same architecture, taken from it when -D/-C/-K are not "
+        "given); a new head when the label set differs.",
+    ),
+    freeze_trunk: bool = typer.Option(False, "--freeze-trunk", help="With --init-from: train only the head."),
+    trunk_lr_factor: float = typer.Option(
+        1.0, "--trunk-lr-factor", help="With --init-from: the trunk's learning rate is --lr times this (0 < f <= 1)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     ddp: bool = typer.Option(False, "--ddp", help="Data-parallel under torchrun (reads WORLD_SIZE, RANK)."),
     nproc: int = typer.Option(1, "--nproc", help="Spawn N local data-parallel processes (gloo on CPU)."),
@@ -104,6 +114,11 @@ def train(
     ecg_cache = open_cache(cache)
     if recipe is not None:
         given, arch = _apply_recipe(ctx, recipe, given, arch, ecg_cache)
+    if init_from is not None:
+        given.update(init_from=str(init_from), freeze_trunk=freeze_trunk, trunk_lr_factor=trunk_lr_factor)
+        arch = _arch_of_parent(init_from, arch, no_gap=no_gap)
+    elif freeze_trunk or trunk_lr_factor != 1.0:
+        raise ConfigError("--freeze-trunk and --trunk-lr-factor need --init-from RUN_DIR", key="--init-from")
     missing = [f"--{k.split('_')[0]}" for k in ("depth", "channels", "kernel_size") if arch[k] is None]
     if missing:
         raise ConfigError(f"missing {', '.join(missing)} (or a --recipe that sets them)", key=missing[0])
@@ -140,6 +155,15 @@ def train(
         console.print_json(json.dumps(_result_dict(result), default=str))
         return
     _print_train_summary(result, model)
+
+
+def _arch_of_parent(run_dir: Path, arch: dict[str, Any], *, no_gap: bool) -> dict[str, Any]:
+    """The parent run's architecture, with the D/C/K given on the command line (a mismatch is refused later)."""
+    from ecgscale.train.finetune import parent_model_config
+
+    parent = {k: v for k, v in parent_model_config(run_dir).items() if k not in ("n_classes", "input_length")}
+    given = {k: v for k, v in arch.items() if v is not None and k not in ("gap", "dropout")}
+    return {**parent, **given, "gap": False if no_gap else bool(parent.get("gap", True)), "dropout": arch["dropout"]}
 
 
 def _train_supervised(

@@ -29,6 +29,9 @@ class TrainConfig:
     ``precision="auto"`` means bf16 autocast on CPUs with AVX-512 BF16 or AMX (about twice as fast there), fp32
     on other CPUs (emulated bf16 is slower than fp32), and fp16 autocast with a ``GradScaler`` on CUDA.
     ``max_minutes`` is a wall-clock budget checked after every step.
+    ``init_from`` is a run directory to start from (fine-tuning, ``ecgscale.train.finetune``): its weights, a
+    new head when the label set differs; ``freeze_trunk`` trains only the head, ``trunk_lr_factor`` scales the
+    trunk's learning rate.
     """
 
     epochs: int = 30
@@ -55,6 +58,9 @@ class TrainConfig:
     crop_s: float | None = None
     eval_stride_s: float | None = None
     eval_aggregate: str = "mean"
+    init_from: str | None = None
+    freeze_trunk: bool = False
+    trunk_lr_factor: float = 1.0
 
     def __post_init__(self) -> None:
         def bad(key: str, allowed: str) -> ConfigError:
@@ -107,6 +113,14 @@ class TrainConfig:
         for key in ("tensorboard", "deterministic", "random_crop"):
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, "true or false")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from.strip()):
+            raise bad("init_from", "a run directory, or None to train from scratch")
+        if not isinstance(self.freeze_trunk, bool):
+            raise bad("freeze_trunk", "true or false")
+        if not _is_pos(self.trunk_lr_factor) or self.trunk_lr_factor > 1:
+            raise bad("trunk_lr_factor", "a number in (0, 1]")
+        if self.init_from is None and (self.freeze_trunk or self.trunk_lr_factor != 1.0):
+            raise bad("init_from", "a run directory: freeze_trunk and trunk_lr_factor apply only when fine-tuning")
 
     @property
     def maximize(self) -> bool:

@@ -81,12 +81,25 @@ def train_run(
                 "non-zero train and val fractions",
                 key="split",
             )
+    parent = None
+    if train_config.init_from is not None:  # fine-tuning: the parent's weights (ecgscale.train.finetune)
+        from ecgscale.train.finetune import init_from_run
+
+        parent = init_from_run(
+            model,
+            train_config.init_from,
+            label_space=space,
+            preprocess_hash=cache.preprocess_hash,
+            freeze_trunk=train_config.freeze_trunk,
+            trunk_lr_factor=train_config.trunk_lr_factor,
+        )
     run_info = {
         "model": model.config.to_dict(),
         "preprocess": cache.config.to_dict(),
         "preprocess_hash": cache.preprocess_hash,
         "cache": str(Path(cache.path).resolve()),
         "split": cache.info.get("split"),
+        "parent": parent,
     }
     trainer = Trainer(
         model,

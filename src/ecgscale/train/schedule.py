@@ -40,5 +40,7 @@ def build_scheduler(
     if config.schedule == "onecycle":
         # torch's one-cycle (Smith & Topin) also cycles Adam's beta1; the warm-up share follows warmup_epochs.
         pct = min(max(warmup / total, 0.01), 0.5)
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=pct)
+        # Each group peaks at lr x its lr_factor (a fine-tuned trunk's slower rate, ecgscale.train.finetune).
+        peaks = [config.lr * float(g.get("lr_factor", 1.0)) for g in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=pct)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total, final=0.01))

@@ -487,11 +487,17 @@ class Trainer:
         pos_weight = pos_weight_from_labels(self.train_source.labels, cfg.pos_weight_max) if cfg.pos_weight else None
         criterion = nn.BCEWithLogitsLoss(pos_weight=None if pos_weight is None else pos_weight.to(device))
 
-        decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-        no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-        )
+        if cfg.trunk_lr_factor != 1.0:  # fine-tuning with a slower trunk: its own groups (ecgscale.train.finetune)
+            from ecgscale.train.finetune import optimizer_groups
+
+            groups = optimizer_groups(
+                model, lr=cfg.lr, weight_decay=cfg.weight_decay, trunk_lr_factor=cfg.trunk_lr_factor
+            )
+        else:  # frozen parameters (requires_grad=False) are left out
+            decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+            no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+            groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
         scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
         scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
 
