@@ -16,19 +16,31 @@ __all__ = ["inspect"]
 
 @app.command("inspect")
 def inspect(
-    path: Path = typer.Argument(..., help="A record file (.hea/.mat/.dat, Tianchi .txt) or a folder of records."),
+    path: Path = typer.Argument(
+        ..., help="A record file (.hea/.mat/.dat/.h5, Tianchi .txt), a folder of records, or a run directory."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables (same content)."),
     ptbxl_fs: int = typer.Option(500, "--ptbxl-fs", help="PTB-XL sampling rate to read: 500 or 100 Hz."),
     max_skipped: int = typer.Option(20, "--max-skipped", help="Skipped files listed in the table view."),
 ) -> None:
-    """Show one record (rate, length, leads, demographics, codes with meanings and label groups) or summarise
-    a folder (records per source, label prevalence per class, unknown codes, skipped files by reason)."""
+    """Show one record (rate, length, leads, demographics, codes with meanings and label groups), summarise
+    a folder (records per source, label prevalence per class, unknown codes, skipped files by reason), or say
+    what a trained run expects as input (a run directory: rate, window, units, leads, preprocessing hash)."""
     from ecgscale.data.readers import describe_record, discover, read_record, summarize
 
     if ptbxl_fs not in (100, 500):
         raise ConfigError(f"--ptbxl-fs must be 100 or 500, got {ptbxl_fs}", key="--ptbxl-fs")
     if not path.exists():
         raise ConfigError(f"{path}: no such file or folder", key="PATH")
+    from ecgscale.infer.contract import is_run_dir, run_contract
+
+    if path.is_dir() and is_run_dir(path):
+        contract = run_contract(path)
+        if as_json:
+            console.print_json(json.dumps(contract, ensure_ascii=False))
+        else:
+            _print_contract(contract)
+        return
     if path.is_dir():
         info = summarize(discover(path, ptbxl_fs=ptbxl_fs))
         info["path"] = str(path)
@@ -143,3 +155,48 @@ def _print_summary(info: dict[str, Any], max_skipped: int) -> None:
             console.print(f"  [dim]{s['message']}[/]", highlight=False)
         if len(info["skipped"]) > max_skipped:
             console.print(f"  [dim]… {len(info['skipped']) - max_skipped} more (--json lists all)[/]")
+
+
+def _print_contract(c: dict[str, Any]) -> None:
+    """The input contract in plain words, one line per requirement."""
+    arch = c["architecture"]
+    shape = f"D{arch['depth']}-C{arch['channels']}-K{arch['kernel_size']} {'GAP' if arch['gap'] else 'no GAP'}"
+    weights = "" if c["weights_present"] else " [yellow](config only: no model.safetensors here)[/]"
+    console.print(f"[bold]{c['run_dir']}[/]: {shape}, {len(c['classes'])} classes ({c['label_space']}){weights}")
+    band = c["bandpass_hz"]
+    lines = [
+        ("units", "millivolts (mV); records whose header gives uV or V are converted when read"),
+        (
+            "leads",
+            f"{c['n_leads']}, in this order: {', '.join(c['leads'])} (matched by name, any case; "
+            "see docs/own-data.md)",
+        ),
+        ("sampling rate", f"{c['fs']:g} Hz; records at any other rate are resampled ({c['resampler']})"),
+        ("band-pass", "none" if band is None else f"{band[0]:g}-{band[1]:g} Hz"),
+        ("standardisation", "per lead, zero mean and unit SD" if c["standardize"] else "none (amplitudes in mV)"),
+        (
+            "window",
+            f"{c['window_s']:g} s = {c['window_samples']} samples per record (centre part of longer records, "
+            "shorter ones zero-padded)",
+        ),
+    ]
+    if c["eval_windows"]:
+        w = c["eval_windows"]
+        lines.append(
+            (
+                "model input",
+                f"{c['model_input_s']:g} s windows every {w['stride_s']:g} s across the window, probabilities "
+                f"combined by {w['aggregate']}",
+            )
+        )
+    lines += [
+        ("preprocessing hash", str(c["preprocess_hash"])),
+        ("outputs", f"{', '.join(c['classes'])} (thresholds tuned on {c['thresholds_source']})"),
+    ]
+    parent = c.get("parent")
+    if parent:
+        how = "frozen trunk" if parent.get("freeze_trunk") else f"trunk lr x{parent.get('trunk_lr_factor', 1.0):g}"
+        lines.append(("fine-tuned from", f"{parent['run_dir']} ({parent['head']} head, {how})"))
+    width = max(len(k) for k, _ in lines)
+    for key, text in lines:
+        console.print(f"  {key:<{width}}  {text}", highlight=False)
