@@ -18,7 +18,12 @@ Printed per preset and worker count, all from one run (ratios; absolute times on
   ask/tell, grid bookkeeping) and inside trials but outside training (test evaluation, per-source metrics,
   trial attributes);
 * the same share in CPU time = 1 − Σ trial ``train_cpu_seconds`` / CPU (user + sys) of the worker processes,
-  which the other jobs on a shared machine disturb far less than wall time.
+  which the other jobs on a shared machine disturb far less than wall time;
+* the steady-state share: the same, from each worker's first trial start to its last trial end (what a long
+  sweep, whose process start and exit are amortised over many trials, pays per trial).
+
+``--repeats N`` runs N seeds per grid point (14 × N trials per sweep). The load average is printed with the figures:
+on a machine where other jobs keep the cores busy, neither the 2-worker speed-up nor the wall shares mean much.
 """
 
 from __future__ import annotations
@@ -122,6 +127,9 @@ def measure(n: int, run: dict, name: str, studies: Path) -> dict:
         "inside": (inside - train) / total,
         "fixed": (total - train) / len(trials),
         "fixed_in_trial": (inside - train) / len(trials),
+        # Steady state: from each worker's first trial start to its last trial end (process start/exit left out).
+        "steady_outside": 1 - train / in_span,
+        "steady_fixed": (in_span - train) / len(trials),
         "cpu": run["cpu"],
         "cpu_outside": None,
     }
@@ -132,12 +140,13 @@ def measure(n: int, run: dict, name: str, studies: Path) -> dict:
     return row
 
 
-def bench(preset: str, work: Path) -> None:
+def bench(preset: str, work: Path, *, repeats: int = 1) -> None:
     from ecgscale.data.cache import build_cache
     from ecgscale.data.transforms import PreprocessConfig
     from ecgscale.synth import generate
 
     records, options = PRESETS[preset]
+    options = [*options, "--repeats", str(repeats)]  # more trials per worker amortise its start and exit
     tree, cache, studies = work / f"synth-{records}", work / f"cache-{records}", work / f"studies-{preset}"
     if not cache.exists():
         generate(tree, n=records, seed=0, format="cinc2021", progress=False)
@@ -147,7 +156,12 @@ def bench(preset: str, work: Path) -> None:
     grid = work / "grid.toml"
     grid.write_text(GRID)
     shutil.rmtree(studies, ignore_errors=True)
-    print(f"== preset {preset}: {records} records, sweep options {' '.join(options)}", flush=True)
+    la = os.getloadavg()
+    print(
+        f"== preset {preset}: {records} records, sweep options {' '.join(options)}; "
+        f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores",
+        flush=True,
+    )
     rows = {}
     for n in (1, 2):
         name = f"bench-{preset}-{n}w"
@@ -159,16 +173,19 @@ def bench(preset: str, work: Path) -> None:
             f"{r['train_per_trial']:.2f} s training per trial\n"
             f"  wall time outside training {r['outside']:.1%} = process start/exit {r['start_exit']:.1%} "
             f"(start to first trial {r['start']:.1%}, waiting for the other worker's last trial {r['tail']:.1%}) "
-            f"+ between trials {r['between']:.1%} + inside trials {r['inside']:.1%}{cpu}",
+            f"+ between trials {r['between']:.1%} + inside trials {r['inside']:.1%}{cpu}\n"
+            f"  steady state (first trial start to last trial end of each worker): {r['steady_outside']:.1%} "
+            f"outside training, {r['steady_fixed']:.3f} s per trial",
             flush=True,
         )
     eff = rows[2]["tph"] / (2 * rows[1]["tph"])
     r1 = rows[1]
     need = 9 * r1["fixed"]  # share F / (F + T) < 10%  <=>  T > 9 F
     cpu_fixed = f", {r1['cpu_fixed']:.2f} CPU-s" if r1.get("cpu_fixed") is not None else ""
+    load = os.getloadavg()
     print(
         f"speed-up 2 vs 1 worker: {rows[2]['tph'] / rows[1]['tph']:.2f}x; scaling efficiency {eff:.0%} "
-        f"(cores: {os.cpu_count()}, load now: {os.getloadavg()[0]:.1f})\n"
+        f"(cores: {os.cpu_count()}, load average now {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})\n"
         f"1 worker: {r1['outside']:.1%} of wall time outside training "
         f"({'meets' if r1['outside'] < 0.10 else 'misses'} the < 10% target); fixed cost {r1['fixed']:.2f} s"
         f"{cpu_fixed} per trial ({r1['fixed_in_trial']:.2f} s of it inside the trial) vs "
@@ -181,12 +198,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=("tiny", "demo", "both"), default="both")
     ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one, removed)")
+    ap.add_argument("--repeats", type=int, default=1, help="seeds per grid point (14 x REPEATS trials per sweep)")
     args = ap.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="bench_sweep-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         for preset in ("tiny", "demo") if args.preset == "both" else (args.preset,):
-            bench(preset, work)
+            bench(preset, work, repeats=args.repeats)
     finally:
         if args.out is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -43,6 +43,29 @@ def test_point_estimates_match_sklearn():
     assert m["challenge_metric"] is None  # no label space given
 
 
+def test_point_estimates_match_sklearn_per_class_with_ties():
+    """compute_metrics scores classes from one sort (not sklearn); every class must still equal sklearn's number."""
+    rng = np.random.default_rng(11)
+    for trial in range(8):
+        n, k = int(rng.integers(3, 300)), int(rng.integers(1, 9))
+        y = (rng.random((n, k)) < rng.uniform(0.02, 0.6, size=k)).astype(np.uint8)
+        p = rng.random((n, k)).round(int(rng.integers(1, 4)))  # many tied scores
+        if trial % 2:
+            p = p.astype(np.float32)
+        m = compute_metrics(y, p)
+        for j, row in enumerate(m["per_label"]):
+            if 0 < y[:, j].sum() < n:
+                assert row["auroc"] == pytest.approx(roc_auc_score(y[:, j], p[:, j]), abs=1e-12), (trial, j)
+            else:
+                assert np.isnan(row["auroc"])
+            if y[:, j].any():
+                assert row["auprc"] == pytest.approx(average_precision_score(y[:, j], p[:, j]), abs=1e-12), (trial, j)
+            else:
+                assert np.isnan(row["auprc"])
+        if 0 < y.sum() < y.size:
+            assert m["micro_auroc"] == pytest.approx(roc_auc_score(y.ravel(), p.ravel()), abs=1e-12), trial
+
+
 def test_undefined_classes_are_nan_counted_and_excluded_never_a_crash():
     y, p = _data(1, k=5)
     y[:, 1] = 0  # no positives

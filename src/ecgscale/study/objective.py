@@ -203,8 +203,6 @@ class TrainRunner:
         self.progress = progress
         self.min_source_records = min_source_records
         self._costs: dict[str, tuple[int, int, int, float]] = {}
-        if self.base.deterministic:
-            _warm_up_torch()
 
     def __call__(self, config: TrialConfig, trial_dir: Path, report: ReportFn) -> TrialOutcome:
         import dataclasses
@@ -289,20 +287,6 @@ class TrainRunner:
             seconds = float(rf.seconds if rf.seconds is not None else rf.samples / fs)
             self._costs[key] = (int(c.params), int(c.flops), int(rf.samples), seconds)
         return self._costs[key]
-
-
-def _warm_up_torch() -> None:
-    """Pay torch's one-time lazy import now, when the runner is built, not inside the first trial.
-
-    ``torch.use_deterministic_algorithms`` (the trainer's deterministic mode) imports ``torch._inductor.config``
-    on first use: 2-4 s on a loaded 2-core machine. Inside the first trial it would make one trial per worker
-    look slow and be counted as training CPU time. Setting the flag to its current value changes nothing.
-    """
-    import torch
-
-    torch.use_deterministic_algorithms(
-        torch.are_deterministic_algorithms_enabled(), warn_only=torch.is_deterministic_algorithms_warn_only_enabled()
-    )
 
 
 def per_source_metrics(
