@@ -6,6 +6,7 @@ The files are written here in the documented layouts (SPH: ``ecg`` (12, n) + ``m
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -237,3 +238,40 @@ def test_code15_cache_in_its_own_space_or_cinc_when_asked(tmp_path):
     af, rbbb = cache.label_space.abbreviations.index("AF"), cache.label_space.abbreviations.index("RBBB")
     np.testing.assert_array_equal(cache.labels[:, [af, rbbb]], mine.labels[:, [5, 1]])
     assert cinc.label_space == "cinc2021" and cache.labels.sum() == mine.labels.sum() == 3
+
+
+def test_mutated_hdf5_files_raise_record_errors_only(tmp_path):
+    """Byte-level fuzzing (seeded): flipped bytes and truncations of a valid SPH file and of a CODE-15% part
+    give a valid record or a RecordError naming the file, never another exception."""
+    write_sph(tmp_path / "sph")
+    write_code15(tmp_path / "c15")
+    sph_raw = (tmp_path / "sph" / "SPH00001.h5").read_bytes()
+    part_raw = (tmp_path / "c15" / "exams_part1.hdf5").read_bytes()
+    sph_ref = discover(tmp_path / "sph").refs[0]
+    part_refs = [r for r in discover(tmp_path / "c15").refs if r.path.name == "exams_part1.hdf5"]
+    rng = np.random.default_rng(0)
+    outcomes = {"ok": 0, "error": 0}
+    for i in range(int(os.environ.get("ECGSCALE_FUZZ_N", "120"))):
+        raw = sph_raw if i % 2 == 0 else part_raw
+        data = bytearray(raw)
+        if rng.random() < 0.3:
+            data = data[: int(rng.integers(0, len(data)))]
+        else:
+            for pos in rng.integers(0, min(len(data), 4096), int(rng.integers(1, 16))):  # the metadata blocks
+                data[pos] = int(rng.integers(0, 256))
+        target = tmp_path / "sph" / "SPH00001.h5" if i % 2 == 0 else tmp_path / "c15" / "exams_part1.hdf5"
+        target.write_bytes(bytes(data))
+        try:
+            if i % 2 == 0:
+                rec = read(sph_ref)
+                assert rec.signal.shape[0] == 12 and np.isfinite(rec.signal).all()
+            else:
+                h5r.code15_refs(tmp_path / "c15")
+                for ref in part_refs:
+                    rec = read(ref)
+                    assert rec.signal.shape[0] == 12 and np.isfinite(rec.signal).all()
+            outcomes["ok"] += 1
+        except RecordError as exc:
+            assert str(exc).startswith(str(target)), str(exc)
+            outcomes["error"] += 1
+    assert outcomes["error"] > 10  # the mutations did reach the parser

@@ -19,6 +19,7 @@ costs at most ``MAX_READ_BYTES`` of memory.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -130,23 +131,39 @@ def _open(path: Path) -> Any:
         raise RecordError(path, "the file is empty", reason="empty")
     try:
         return h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
+    except _H5_ERRORS as exc:
         raise RecordError(path, f"not a readable HDF5 file: {exc}", reason="unreadable") from None
+
+
+#: What h5py raises on a damaged file (HDF5's C errors surface as any of these, e.g. "wrong B-tree signature").
+_H5_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError)
+
+
+@contextlib.contextmanager
+def _guard(path: Path) -> Iterator[None]:
+    """Any h5py failure on a damaged file (outside the checks that name the problem) becomes a ``RecordError``."""
+    try:
+        yield
+    except RecordError:
+        raise
+    except _H5_ERRORS as exc:
+        raise RecordError(path, f"not a readable HDF5 file: {type(exc).__name__}: {exc}", reason="unreadable") from None
 
 
 def _dataset(fh: Any, name: str, path: Path, ndim: int) -> Any:
     h5py = _h5py()
     try:
         obj = fh.get(name)
-    except (OSError, ValueError, KeyError) as exc:
+        found = None if isinstance(obj, h5py.Dataset) else sorted(fh.keys())
+        shape, dtype = (obj.shape, obj.dtype) if found is None else (None, None)
+    except _H5_ERRORS as exc:
         raise RecordError(path, f"cannot open dataset {name!r}: {exc}", reason="unreadable", field=name) from None
-    if not isinstance(obj, h5py.Dataset):
-        found = sorted(fh.keys())
+    if found is not None:
         raise RecordError(path, f"no dataset {name!r} (found {found})", reason="unreadable", field=name)
-    if obj.ndim != ndim or obj.dtype.kind not in "iuf":
+    if len(shape) != ndim or dtype.kind not in "iuf":
         raise RecordError(
             path,
-            f"dataset {name!r} must be a {ndim}-D numeric array, got {obj.dtype} {obj.shape}",
+            f"dataset {name!r} must be a {ndim}-D numeric array, got {dtype} {shape}",
             reason="shape_mismatch",
             field=name,
         )
@@ -155,10 +172,14 @@ def _dataset(fh: Any, name: str, path: Path, ndim: int) -> Any:
 
 def _check_chunks(ds: Any, path: Path, name: str) -> None:
     """Reading one record decompresses whole chunks: a chunk above ``MAX_READ_BYTES`` is refused up front."""
-    if ds.chunks is not None and math.prod(ds.chunks) * ds.dtype.itemsize > MAX_READ_BYTES:
+    try:
+        chunks = ds.chunks
+    except _H5_ERRORS as exc:
+        raise RecordError(path, f"cannot read the layout of {name!r}: {exc}", reason="unreadable", field=name) from None
+    if chunks is not None and math.prod(chunks) * ds.dtype.itemsize > MAX_READ_BYTES:
         raise RecordError(
             path,
-            f"dataset {name!r} has chunks {ds.chunks} above {MAX_READ_BYTES // 2**20} MiB; "
+            f"dataset {name!r} has chunks {chunks} above {MAX_READ_BYTES // 2**20} MiB; "
             "a single record cannot be read lazily (re-chunk it, e.g. one record per chunk)",
             reason="unsupported",
             field=name,
@@ -168,7 +189,7 @@ def _check_chunks(ds: Any, path: Path, name: str) -> None:
 def _read_slice(ds: Any, index: Any, path: Path, name: str) -> np.ndarray:
     try:
         return np.asarray(ds[index], dtype=np.float32)
-    except (OSError, ValueError, TypeError) as exc:  # truncated file, broken filter, bad chunk
+    except _H5_ERRORS as exc:  # truncated file, broken filter, bad chunk
         raise RecordError(path, f"cannot read dataset {name!r}: {exc}", reason="unreadable", field=name) from None
 
 
@@ -227,7 +248,7 @@ def read_sph(ref: RecordRef) -> EcgRecord:
     """Read one SPH record (its metadata row already in ``ref.extra``)."""
     path = Path(ref.path)
     extra = ref.extra
-    with _open(path) as fh:
+    with _guard(path), _open(path) as fh:
         ds = _dataset(fh, _SPH_DATASET, path, 2)
         rows, cols = ds.shape
         transpose = rows > _MAX_LEADS and cols == len(STANDARD_LEADS)  # samples × leads: accepted, transposed
@@ -300,7 +321,7 @@ def _exam_table(path: Path) -> dict[int, dict[str, str]]:
 
 def _part_exam_ids(part: Path) -> Iterator[tuple[int, int]]:
     """``(row, exam_id)`` of one part file, after checking its two datasets agree (read: ``exam_id`` only)."""
-    with _open(part) as fh:
+    with _guard(part), _open(part) as fh:
         tracings = _dataset(fh, "tracings", part, 3)
         ids = _dataset(fh, "exam_id", part, 1)
         n, n_samples, n_leads = tracings.shape
@@ -372,7 +393,7 @@ def read_code15(ref: RecordRef) -> EcgRecord:
     row = int(ref.extra["row"])
     exam_id = int(ref.record_id)
     where = f"tracings[{row}]"
-    with _open(part) as fh:
+    with _guard(part), _open(part) as fh:
         tracings = _dataset(fh, "tracings", part, 3)
         ids = _dataset(fh, "exam_id", part, 1)
         if row >= min(tracings.shape[0], ids.shape[0]) or tracings.shape[2] != len(CODE15_LEADS):
