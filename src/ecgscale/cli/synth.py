@@ -20,7 +20,16 @@ def _split(value: str | None) -> list[str] | None:
 @app.command("synth")
 def synth(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (must not exist or be empty)."),
-    n: int = typer.Option(1000, "--n", "-n", help="Number of records."),
+    n: int | None = typer.Option(None, "--n", "-n", help="Number of records (default 1000, or the profile's)."),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        help="A whole-benchmark preset: cinc2021 (the CinC 2021 training set's 88,253 records in its seven "
+        "source groups, with their rates, durations and label prevalences).",
+    ),
+    fraction: float | None = typer.Option(
+        None, "--fraction", help="With --profile: generate this fraction of its records (0 < f <= 1), same shares."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives byte-identical files."),
     format: str = typer.Option("cinc2021", "--format", "-f", help="cinc2021 (WFDB .hea/.mat) or tianchi (.txt)."),
     sources: str | None = typer.Option(
@@ -42,14 +51,27 @@ def synth(
     conduction blocks, axis, interval and morphology findings whose labels are derived from the generated
     signal, realistic artefacts, and several sources with different rates and label mixes.
     """
+    from ecgscale.errors import ConfigError
     from ecgscale.synth import generate
+    from ecgscale.synth.sources import profile_records, profile_sources
 
+    chosen: list | None = _split(sources)
+    if profile is not None:
+        if sources is not None:
+            raise ConfigError("give --profile or --sources, not both", key="--sources")
+        if n is not None and fraction is not None:
+            raise ConfigError("give --n or --fraction with --profile, not both", key="--fraction")
+        chosen = list(profile_sources(profile))
+        if n is None:
+            n = profile_records(profile, 1.0 if fraction is None else fraction)
+    elif fraction is not None:
+        raise ConfigError("only applies with --profile", key="--fraction")
     summary = generate(
         out,
-        n=n,
+        n=1000 if n is None else n,
         seed=seed,
         format=format,
-        sources=_split(sources),
+        sources=chosen,
         fs=fs,
         classes=_split(classes),
         progress=progress,

@@ -14,9 +14,24 @@ from dataclasses import dataclass, field
 
 from ecgscale.errors import ConfigError
 
-__all__ = ["DEFAULT_SOURCES", "FINDINGS", "MAX_FS", "MIN_FS", "SourceProfile", "resolve_sources"]
+__all__ = [
+    "CINC2021_GROUPS",
+    "DEFAULT_SOURCES",
+    "FINDINGS",
+    "MAX_DURATION_S",
+    "MAX_FS",
+    "MIN_FS",
+    "PROFILES",
+    "SourceProfile",
+    "cinc2021_sources",
+    "profile_records",
+    "profile_sources",
+    "resolve_sources",
+]
 
 MIN_FS, MAX_FS = 100, 2000
+#: The longest record a profile may ask for: the CinC 2021 INCART records last 30 minutes.
+MAX_DURATION_S = 1800.0
 
 #: Generative findings a profile gives a probability for (not labels: labels are derived from the
 #: generated record, see ``pathologies.derive_labels``).
@@ -68,9 +83,10 @@ class SourceProfile:
         if not MIN_FS <= self.fs <= MAX_FS:
             raise ConfigError(f"fs must be in [{MIN_FS}, {MAX_FS}] Hz, got {self.fs!r}", key=f"{key}.fs")
         lo, med, hi = self.duration_s
-        if not 1.0 <= lo <= med <= hi <= 600.0:
+        if not 1.0 <= lo <= med <= hi <= MAX_DURATION_S:
             raise ConfigError(
-                f"duration_s must be 1 <= min <= median <= max <= 600, got {self.duration_s}", key=f"{key}.duration_s"
+                f"duration_s must be 1 <= min <= median <= max <= {MAX_DURATION_S:g}, got {self.duration_s}",
+                key=f"{key}.duration_s",
             )
         if self.weight <= 0:
             raise ConfigError(f"weight must be positive, got {self.weight!r}", key=f"{key}.weight")
@@ -148,6 +164,129 @@ DEFAULT_SOURCES: tuple[SourceProfile, ...] = (
         lead_swap=0.02, flat_lead=0.02, age=(56.0, 14.0), female=0.4,
     ),
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """One source group of the CinC 2021 training set as published, and how its records are synthesised."""
+
+    name: str
+    prefix: str
+    columns: tuple[str, ...]  # its columns in dx_mapping_scored.csv
+    records: int
+    fs: int
+    duration_s: tuple[float, float, float]
+    mains_hz: float
+    noise: float
+    age: tuple[float, float]
+    female: float
+
+
+#: The seven source groups of the CinC 2021 training set (88,253 records; Reyna et al., Computing in Cardiology
+#: 2021): records (CPSC = CPSC 2018 6,877 + CPSC-Extra 3,453), sampling rate and duration range as published. The
+#: duration medians, noise levels, ages and sex ratios are this benchmark's choices, not published figures.
+CINC2021_GROUPS: tuple[_Group, ...] = (
+    _Group("cinc_cpsc", "XA", ("CPSC", "CPSC_Extra"), 10330, 500, (6.0, 13.0, 60.0), 50.0, 1.0, (61.0, 18.0), 0.46),
+    _Group("cinc_incart", "XI", ("StPetersburg",), 74, 257, (1800.0, 1800.0, 1800.0), 50.0, 1.8, (56.0, 14.0), 0.4),
+    _Group("cinc_ptb", "XS", ("PTB",), 516, 1000, (32.0, 110.0, 120.0), 50.0, 0.8, (57.0, 14.0), 0.27),
+    _Group("cinc_ptbxl", "XH", ("PTB_XL",), 21837, 500, (10.0, 10.0, 10.0), 50.0, 0.6, (60.0, 17.0), 0.48),
+    _Group("cinc_georgia", "XE", ("Georgia",), 10344, 500, (10.0, 10.0, 10.0), 60.0, 1.0, (61.0, 16.0), 0.46),
+    _Group("cinc_chapman", "XC", ("Chapman_Shaoxing",), 10247, 500, (10.0, 10.0, 10.0), 50.0, 0.8, (59.0, 18.0), 0.44),
+    _Group("cinc_ningbo", "XJ", ("Ningbo",), 34905, 500, (10.0, 10.0, 10.0), 50.0, 0.9, (57.0, 18.0), 0.44),
+)  # fmt: skip
+
+#: Generative finding -> the scored classes (abbreviations in dx_mapping_scored.csv) whose records it stands for.
+_FINDING_CLASSES: Mapping[str, tuple[str, ...]] = {
+    "af": ("AF",), "afl": ("AFL",), "paced": ("PR",), "brady": ("SB", "Brady"), "tachy": ("STach",),
+    "sa": ("SA",), "pac": ("PAC", "SVPB"), "pvc": ("PVC", "VPB"), "long_pr": ("IAVB", "LPR"),
+    "rbbb": ("RBBB", "CRBBB"), "lbbb": ("LBBB", "CLBBB"), "irbbb": ("IRBBB",), "nsivcb": ("NSIVCB",),
+    "lanfb": ("LAnFB",), "lad": ("LAD",), "rad": ("RAD",), "long_qt": ("LQT",), "tinv": ("TInv",), "tab": ("TAb",),
+    "qab": ("QAb",), "low_voltage": ("LQRSV",), "prwp": ("PRWP",),
+}  # fmt: skip
+
+
+def _scored_counts() -> dict[str, dict[str, int]]:
+    """Abbreviation -> {column: records} from the bundled dx_mapping_scored.csv (the challenge's table)."""
+    import csv
+    from importlib import resources
+
+    text = resources.files("ecgscale.data").joinpath("resources", "cinc2021", "dx_mapping_scored.csv")
+    out: dict[str, dict[str, int]] = {}
+    for row in csv.DictReader(text.read_text(encoding="utf-8").splitlines()):
+        out[row["Abbreviation"].strip()] = {k: int(v) for k, v in row.items() if k and v and v.strip().isdigit()}
+    return out
+
+
+def cinc2021_sources() -> tuple[SourceProfile, ...]:
+    """The ``cinc2021`` profile: one :class:`SourceProfile` per CinC 2021 source group, weighted by its records.
+
+    Each finding's probability is the group's published prevalence of the classes it stands for (records with
+    the label / records of the group, from ``dx_mapping_scored.csv``), capped so that exclusive findings sum to
+    at most 1. Labels are derived from the generated signal, so a class's synthetic prevalence approximates the
+    published one where the model covers the class (a finding can also produce other labels, e.g. LAnFB → LAD).
+    Coding habits follow the table too: LPR vs IAVB, unspecified BBB, "Brady" vs SB.
+    """
+    counts = _scored_counts()
+    out = []
+    for g in CINC2021_GROUPS:
+
+        def n(*classes: str, g: _Group = g) -> int:
+            return sum(counts.get(c, {}).get(col, 0) for c in classes for col in g.columns)
+
+        findings = {f: round(min(n(*classes) / g.records, 1.0), 4) for f, classes in _FINDING_CLASSES.items()}
+        for exclusive in (("af", "afl", "paced"), ("rbbb", "lbbb", "irbbb", "nsivcb"), ("brady", "tachy")):
+            total = sum(findings[f] for f in exclusive)
+            if total > 1.0:
+                for f in exclusive:
+                    findings[f] = findings[f] / total
+        long_pr, brady = n("IAVB", "LPR"), n("SB", "Brady")
+        bbb = n("BBB") + n("RBBB", "CRBBB", "LBBB", "CLBBB")
+        coding = {
+            "lpr": round(n("LPR") / long_pr, 4) if long_pr else 0.0,
+            "bbb_unspecified": round(n("BBB") / bbb, 4) if bbb else 0.0,
+            "brady_for_sb": round(n("Brady") / brady, 4) if brady else 0.0,
+            "equivalent_code": 0.2,
+            "omit": 0.03,
+        }
+        out.append(
+            SourceProfile(
+                name=g.name,
+                prefix=g.prefix,
+                fs=g.fs,
+                duration_s=g.duration_s,
+                weight=float(g.records),
+                mains_hz=g.mains_hz,
+                noise=g.noise,
+                findings=findings,
+                coding=coding,
+                age=g.age,
+                female=g.female,
+            )
+        )
+    return tuple(out)
+
+
+#: Named whole-benchmark profiles (``ecgscale synth --profile NAME``): the sources and the full record count.
+PROFILES: Mapping[str, tuple[str, int]] = {
+    "cinc2021": ("the CinC 2021 training set's seven source groups", sum(g.records for g in CINC2021_GROUPS)),
+}
+
+
+def profile_records(name: str, fraction: float = 1.0) -> int:
+    """Records of a named profile at ``fraction`` of its full size (at least 1); per-source counts then follow
+    the published shares by largest remainder (``generate``), so ``fraction=1`` gives the published counts."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}", key="profile")
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"must be in (0, 1], got {fraction!r}", key="fraction")
+    return max(1, round(PROFILES[name][1] * fraction))
+
+
+def profile_sources(name: str) -> tuple[SourceProfile, ...]:
+    """The sources of a named profile (``cinc2021``); unknown names are a ConfigError."""
+    if name == "cinc2021":
+        return cinc2021_sources()
+    raise ConfigError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}", key="profile")
 
 
 def resolve_sources(sources: object) -> tuple[SourceProfile, ...]:
