@@ -20,6 +20,7 @@ from ecgscale.cli import train as _train  # noqa: F401  isort: skip
 from ecgscale.cli import study as _study  # noqa: F401  isort: skip
 from ecgscale.cli import report as _report  # noqa: F401  isort: skip
 from ecgscale.cli import infer as _infer  # noqa: F401  isort: skip
+from ecgscale.cli import leads as _leads  # noqa: F401  isort: skip
 
 app = _app.app
 

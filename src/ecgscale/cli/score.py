@@ -38,6 +38,12 @@ def score(
         "by default a missing file counts as all-negative outputs and is reported.",
     ),
     per_class: bool = typer.Option(True, "--per-class/--no-per-class", help="Show the per-class table."),
+    per_lead_set: bool = typer.Option(
+        False,
+        "--per-lead-set",
+        help="OUTPUTS_DIR holds one folder per lead set (12, 6, 4, 3, 2 or 12_leads, ...): score each and print "
+        "the challenge summary, the mean of the 12-, 3- and 2-lead challenge metrics (docs/leads.md).",
+    ),
 ) -> None:
     """Score challenge output files against header labels, exactly as the official CinC 2021 evaluate_model.py.
 
@@ -50,6 +56,10 @@ def score(
     were missing. Example: ecgscale score data/test_headers predictions/ --out scores.json
     """
     from rich.table import Table
+
+    if per_lead_set:
+        _score_lead_sets(labels_dir, outputs_dir, strict=strict, as_json=as_json, out=out)
+        return
 
     from ecgscale.data.labels import cinc2021_scored
     from ecgscale.fileio import write_json_atomic, write_text_atomic
@@ -125,5 +135,39 @@ def score(
         console.print(f"{len(data.extra)} output file(s) without a header were ignored.")
     if data.n_nonfinite:
         console.print(f"{data.n_nonfinite} NaN/infinite probabilities were read as 0 (as the official scorer does).")
+    if out is not None:
+        console.print(f"Scores written to {out}")
+
+
+def _score_lead_sets(labels_dir: Path, outputs_dir: Path, *, strict: bool, as_json: bool, out: Path | None) -> None:
+    """``score --per-lead-set``: one row per lead set and the challenge summary."""
+    from rich.table import Table
+
+    from ecgscale.fileio import write_json_atomic
+    from ecgscale.metrics import metrics_to_jsonable
+    from ecgscale.metrics.lead_sets import SUMMARY_LEAD_SETS, score_lead_sets
+
+    result = score_lead_sets(labels_dir, outputs_dir, strict=strict)
+    report = metrics_to_jsonable({"labels_dir": str(labels_dir), "outputs_dir": str(outputs_dir), **result.to_dict()})
+    if out is not None:
+        write_json_atomic(out, report)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"CinC 2021 evaluation per lead set ({outputs_dir})")
+    for col in ("leads", "records", "missing", "AUROC", "AUPRC", "Accuracy", "F-measure", "Challenge metric"):
+        table.add_column(col, justify="right")
+    for tag, s in result.scores.items():
+        d = result.data[tag]
+        values = (s.auroc, s.auprc, s.accuracy, s.f_measure, s.challenge_metric)
+        table.add_row(tag, str(len(d.record_ids)), str(len(d.missing)), *(_fmt(v) for v in values))
+    console.print(table)
+    summary = result.summary
+    sets = ", ".join(SUMMARY_LEAD_SETS)
+    if summary is None:
+        absent = [t for t in SUMMARY_LEAD_SETS if t not in result.scores]
+        console.print(f"challenge summary (mean over the {sets}-lead sets): not computed; missing {', '.join(absent)}")
+    else:
+        console.print(f"challenge summary (mean of the {sets}-lead challenge metrics): {_fmt(summary)}")
     if out is not None:
         console.print(f"Scores written to {out}")

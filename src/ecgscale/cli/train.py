@@ -55,6 +55,12 @@ def train(
     eval_aggregate: str = typer.Option(
         "mean", "--eval-aggregate", help="With --crop-s: combine window probabilities by mean or max."
     ),
+    leads: str | None = typer.Option(
+        None,
+        "--leads",
+        help="Lead set the network takes: 12 (default), 6, 4, 3, 2 (CinC 2021 sets) or a list such as I,II,V2; "
+        "the rows are taken from the 12-lead cache (docs/leads.md).",
+    ),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 on CPU, fp16 on CUDA), fp32, bf16, fp16."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and augmentation."),
@@ -109,6 +115,7 @@ def train(
         "crop_s": crop_s,
         "eval_stride_s": eval_stride_s,
         "eval_aggregate": eval_aggregate,
+        "leads": leads,
     }
     arch = {"depth": depth, "channels": channels, "kernel_size": kernel, "gap": not no_gap, "dropout": dropout}
     ecg_cache = open_cache(cache)
@@ -235,6 +242,8 @@ def _death_line(died: Any, model: dict[str, Any], cfg: Any, cache: Path, out: Pa
     parts = [arch, f"batch {cfg.batch_size}", f"precision {cfg.precision}", f"device {cfg.device}"]
     if cfg.crop_s is not None:
         parts.append(f"crop {cfg.crop_s} s")
+    if cfg.leads is not None:
+        parts.append(f"leads {cfg.lead_set.tag}")
     parts += [f"cache {cache}", f"run {out}"]
     return f"training {died.what} — {', '.join(parts)}"
 
@@ -368,8 +377,10 @@ def _print_eval(result: dict[str, Any], run_dir: Path) -> None:
         if result.get("window") == "sliding" and win
         else "centre windows"
     )
+    lead_names = result.get("leads") or []
+    lead_text = "" if len(lead_names) in (0, 12) else f"leads {','.join(lead_names)}, "
     head = Table(
-        title=f"{run_dir} on {result['split']}: {result['n_records']} records, {windows}, "
+        title=f"{run_dir} on {result['split']}: {result['n_records']} records, {lead_text}{windows}, "
         f"thresholds tuned on {result['thresholds_source']}"
     )
     head.add_column("metric")

@@ -41,7 +41,8 @@ from scipy import fft as sfft
 from scipy import signal as sps
 
 from ecgscale.config import reject_unknown_keys
-from ecgscale.data.records import STANDARD_LEADS, EcgRecord
+from ecgscale.data.leads import parse_leads
+from ecgscale.data.records import EcgRecord
 from ecgscale.errors import ConfigError, RecordError
 
 __all__ = [
@@ -59,7 +60,6 @@ PIPELINE_VERSION = 2  # 2: resampling and band-pass in one float32 FFT (1: resam
 
 _DTYPES = ("float16", "float32")
 _RESAMPLERS = ("fft", "poly")
-_LEAD_INDEX = {name.lower(): i for i, name in enumerate(STANDARD_LEADS)}
 _FLAT_STD = 1e-6  # below this a lead is treated as flat (mV or standardised units alike)
 
 
@@ -145,32 +145,15 @@ class PreprocessConfig:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def normalize_leads(signal: np.ndarray, lead_names: Sequence[str], *, path: object = "<record>") -> np.ndarray:
-    """Rows of ``signal`` reordered to ``STANDARD_LEADS``; extra leads are dropped, missing ones are an error."""
-    if signal.ndim != 2 or signal.shape[0] != len(lead_names):
-        raise RecordError(
-            str(path),
-            f"signal shape {signal.shape} does not match {len(lead_names)} lead names",
-            reason="shape_mismatch",
-            field="leads",
-        )
-    rows: list[int | None] = [None] * len(STANDARD_LEADS)
-    for row, name in enumerate(lead_names):
-        i = _LEAD_INDEX.get(str(name).strip().lower())
-        if i is not None and rows[i] is None:
-            rows[i] = row
-    missing = [STANDARD_LEADS[i] for i, r in enumerate(rows) if r is None]
-    if missing:
-        raise RecordError(
-            str(path),
-            f"missing leads {', '.join(missing)} (has {', '.join(map(str, lead_names)) or 'none'};"
-            f" 12 standard leads are needed)",
-            reason="missing_leads",
-            field="leads",
-        )
-    if rows == list(range(len(STANDARD_LEADS))) and signal.shape[0] == len(STANDARD_LEADS):
-        return signal
-    return signal[np.asarray(rows, dtype=np.intp)]
+def normalize_leads(
+    signal: np.ndarray, lead_names: Sequence[str], *, path: object = "<record>", leads: Any = None
+) -> np.ndarray:
+    """Rows of ``signal`` reordered to the lead set ``leads`` (default: all 12, ``STANDARD_LEADS`` order).
+
+    ``leads`` is anything :func:`ecgscale.data.leads.parse_leads` takes; extra leads are dropped, missing ones
+    are a ``RecordError`` (``reason="missing_leads"``) naming them.
+    """
+    return parse_leads(leads).select(signal, lead_names, path=str(path))
 
 
 def resample_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
@@ -318,12 +301,18 @@ def _poly_resample_filter(x: np.ndarray, fs_in: float, config: PreprocessConfig)
 
 
 def preprocess_signal(
-    signal: np.ndarray, fs: float, config: PreprocessConfig, *, path: object = "<record>"
+    signal: np.ndarray, fs: float, config: PreprocessConfig, *, path: object = "<record>", n_leads: int = 12
 ) -> np.ndarray:
-    """The pipeline on a ``(12, n)`` array already in standard lead order; float32 ``(12, n_stored)``."""
+    """The pipeline on a ``(n_leads, n)`` array already in lead-set order; float32 ``(n_leads, n_stored)``.
+
+    Every step works lead by lead, so the rows of a reduced lead set come out as the same rows of the 12-lead
+    result (what lets one 12-lead cache serve every lead set; see ``ecgscale.data.leads``).
+    """
     x = np.asarray(signal)
-    if x.ndim != 2 or x.shape[0] != len(STANDARD_LEADS):
-        raise RecordError(str(path), f"expected 12 leads x samples, got shape {x.shape}", reason="shape_mismatch")
+    if x.ndim != 2 or x.shape[0] != n_leads:
+        raise RecordError(
+            str(path), f"expected {n_leads} leads x samples, got shape {x.shape}", reason="shape_mismatch"
+        )
     if not (math.isfinite(fs) and fs > 0):
         raise RecordError(str(path), f"sampling rate {fs!r} is not a positive number", reason="bad_fs", field="fs")
     if x.shape[1] < 2:
@@ -363,11 +352,13 @@ def preprocess_signal(
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def preprocess(record: EcgRecord, config: PreprocessConfig) -> np.ndarray:
-    """A record as the models see it before windowing: float32 ``(12, n_stored)`` at ``config.fs``."""
+def preprocess(record: EcgRecord, config: PreprocessConfig, *, leads: Any = None) -> np.ndarray:
+    """A record as the models see it before windowing: float32 ``(n_leads, n_stored)`` at ``config.fs``, the
+    rows of lead set ``leads`` (default all 12) taken from the record by name."""
     where = record.path if record.path is not None else record.record_id
-    x = normalize_leads(np.asarray(record.signal), record.lead_names, path=where)
-    return preprocess_signal(x, float(record.fs), config, path=where)
+    lead_set = parse_leads(leads)
+    x = lead_set.select(np.asarray(record.signal), record.lead_names, path=str(where))
+    return preprocess_signal(x, float(record.fs), config, path=where, n_leads=len(lead_set))
 
 
 def window(signal: np.ndarray, length: int, *, rng: np.random.Generator | None = None) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Export a trained run to ONNX or TorchScript: probabilities out (sigmoid included), labels and preprocessing in.
 
-The exported graph takes ``ecg``: float32 ``(batch, 12, time)`` — leads in ``STANDARD_LEADS`` order, already
+The exported graph takes ``ecg``: float32 ``(batch, n_leads, time)`` — the run's lead set (``input.leads``; all 12
+by default) in ``STANDARD_LEADS`` order, already
 preprocessed exactly as the run's ``preprocess`` metadata describes (resampled to its ``fs``, band-passed,
 standardised per lead) — and returns ``probabilities``: float32 ``(batch, n_classes)``, the sigmoid of the logits.
 The batch axis is dynamic. ``time`` is fixed to the training window for no-GAP models (their flatten + linear head
@@ -91,7 +92,6 @@ def _probability_module(model: Any, *, check_length: bool) -> Any:
 def export_metadata(loaded: Any, preprocess: Any, *, dynamic_time: bool) -> dict[str, str]:
     """The metadata stored with an export: JSON strings keyed as in the module docstring."""
     from ecgscale import __version__
-    from ecgscale.data.records import STANDARD_LEADS
 
     space = loaded.label_space
     window = int(preprocess.window_samples)
@@ -109,9 +109,10 @@ def export_metadata(loaded: Any, preprocess: Any, *, dynamic_time: bool) -> dict
         "model": model_cfg,
         "input": {
             "name": INPUT_NAME,
-            "shape": ["batch", len(STANDARD_LEADS), "time" if dynamic_time else window],
+            "shape": ["batch", len(loaded.leads), "time" if dynamic_time else window],
             "dtype": "float32",
-            "leads": list(STANDARD_LEADS),
+            "leads": list(loaded.leads.names),
+            "lead_set": loaded.leads.tag,
             "fs": preprocess.fs,
             "window_samples": window,
             "dynamic_time": dynamic_time,
@@ -183,8 +184,8 @@ _METADATA_KEYS = (
 )
 
 
-def _example(batch: int, length: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((batch, 12, length)).astype(np.float32)
+def _example(batch: int, length: int, seed: int = 0, n_leads: int = 12) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((batch, n_leads, length)).astype(np.float32)
 
 
 def _torch_probs(model: Any, x: np.ndarray) -> np.ndarray:
@@ -195,7 +196,14 @@ def _torch_probs(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 def _export_onnx(
-    wrapper: Any, out: Path, metadata: dict[str, str], *, length: int, dynamic_time: bool, opset: int
+    wrapper: Any,
+    out: Path,
+    metadata: dict[str, str],
+    *,
+    length: int,
+    dynamic_time: bool,
+    opset: int,
+    n_leads: int = 12,
 ) -> None:
     import onnx
     import torch
@@ -208,7 +216,7 @@ def _export_onnx(
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         torch.onnx.export(
             wrapper,
-            (torch.from_numpy(_example(2, length)),),
+            (torch.from_numpy(_example(2, length, n_leads=n_leads)),),
             buf,
             dynamo=False,
             input_names=[INPUT_NAME],
@@ -223,7 +231,7 @@ def _export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "ecgscale"
-    proto.doc_string = "ecgscale ResNet1d: preprocessed 12-lead ECG windows -> per-class sigmoid probabilities"
+    proto.doc_string = f"ecgscale ResNet1d: preprocessed {n_leads}-lead ECG windows -> per-class sigmoid probabilities"
     onnx.checker.check_model(proto, full_check=True)
     from ecgscale.fileio import write_bytes_atomic
 
@@ -300,6 +308,7 @@ def export_model(
             length=length,
             dynamic_time=dynamic_time,
             opset=opset,
+            n_leads=len(loaded.leads),
         )
     else:
         _export_torchscript(_probability_module(model, check_length=True), out, metadata)
@@ -308,7 +317,7 @@ def export_model(
         reference = copy.deepcopy(model).cpu().eval()
         diff = 0.0
         for batch in (1, 5):
-            x = _example(batch, length, seed=batch)
+            x = _example(batch, length, seed=batch, n_leads=len(loaded.leads))
             got = _run_exported(out, format, x)
             want = _torch_probs(reference, x)
             if got.shape != want.shape:

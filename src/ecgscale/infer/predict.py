@@ -177,6 +177,8 @@ class Predictor:
         self.preprocess_config = config
         self.label_space = loaded.label_space
         self.thresholds = np.asarray(loaded.thresholds, dtype=np.float64)
+        #: The lead set the model takes (``ecgscale.data.leads.LeadSet``); each record's leads are picked by name.
+        self.leads = loaded.leads
         self.batch_size = batch_size
         raw = loaded.config.get("eval_windows")
         #: The run's evaluation windows (None: windows of the whole training window, adjacent).
@@ -229,9 +231,11 @@ class Predictor:
     # -- one record -------------------------------------------------------------------------------------------
 
     def prepare(self, record: Any) -> np.ndarray:
-        """The record as the model's training cache stored it: float32 ``(12, n)`` at the model's rate.
+        """The record as the model's training cache stored it: float32 ``(n_leads, n)`` at the model's rate.
 
-        Raises ``RecordError`` for a rate below :attr:`min_fs`, missing leads or non-finite samples.
+        The model's leads (:attr:`leads`) are taken from the record by name, whatever order and extra leads the
+        file has. Raises ``RecordError`` for a rate below :attr:`min_fs`, leads of the model's set the record
+        lacks (``missing_leads``, naming them) or non-finite samples.
         """
         from ecgscale.data.transforms import preprocess
 
@@ -250,14 +254,14 @@ class Predictor:
                     "twice the band-pass upper edge)"
                 )
             raise RecordError(where, f"sampling rate {fs:g} Hz is too low: {why}", reason="low_fs", field="fs")
-        x = preprocess(record, self.preprocess_config)
+        x = preprocess(record, self.preprocess_config, leads=self.leads)
         if self.preprocess_config.dtype == "float16":
             # The cache stores float16; rounding the same way gives the model exactly its training inputs.
             x = np.clip(x, -_FLOAT16_MAX, _FLOAT16_MAX).astype(np.float16).astype(np.float32)
         return x
 
     def windows(self, signal: np.ndarray) -> np.ndarray:
-        """Float32 ``(n_windows, 12, window)`` covering a prepared signal (see :func:`window_starts`)."""
+        """Float32 ``(n_windows, n_leads, window)`` covering a prepared signal (see :func:`window_starts`)."""
         from ecgscale.data.transforms import window
 
         length = self.window_length
@@ -268,13 +272,14 @@ class Predictor:
         return np.stack([signal[:, s : s + length] for s in starts]).astype(np.float32, copy=False)
 
     def predict_windows(self, windows: np.ndarray) -> np.ndarray:
-        """Probabilities float32 ``(n, K)`` of ``(n, 12, window)`` inputs, in batches of :attr:`batch_size`."""
+        """Probabilities float32 ``(n, K)`` of ``(n, n_leads, window)`` inputs, in batches of :attr:`batch_size`."""
         import torch
 
         x_all = np.asarray(windows, dtype=np.float32)
-        if x_all.ndim != 3 or x_all.shape[1] != 12:
+        if x_all.ndim != 3 or x_all.shape[1] != len(self.leads):
             raise ConfigError(
-                f"expected windows shaped (n, 12, {self.window_length}), got {x_all.shape}", key="windows"
+                f"expected windows shaped (n, {len(self.leads)}, {self.window_length}), got {x_all.shape}",
+                key="windows",
             )
         out = []
         amp = self.precision == "bf16"
@@ -433,7 +438,8 @@ class Predictor:
         tag = getattr(self.model.config, "tag", type(self.model).__name__)
         return (
             f"Predictor({str(self.run_dir)!r}, model={tag}, classes={len(self.label_space)}, "
-            f"fs={self.fs:g}, window={self.window_length}, aggregate={self.aggregate!r}, device={self.device})"
+            f"leads={self.leads.tag}, fs={self.fs:g}, window={self.window_length}, aggregate={self.aggregate!r}, "
+            f"device={self.device})"
         )
 
 

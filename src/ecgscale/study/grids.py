@@ -9,7 +9,10 @@ Three shapes:
 * ``paper`` — the full factorial of the same ranges × GAP on/off = 5 × 5 × 5 × 2 = 250 points. This is OUR
   reconstruction of the grid of Lee, Jo & Kwon (2023) from its abstract, not the authors' exact grid.
 * a TOML/YAML file — ``depth``/``channels``/``kernel_size``/``gap`` lists (factorial), a ``base`` + ``vary``
-  table (axes), or an explicit ``points`` list; optional ``seeds``/``repeats``.
+  table (axes), or an explicit ``points`` list; optional ``seeds``/``repeats``, and ``leads`` (a list of lead
+  sets such as ``["12", "6", "3", "2"]`` or ``"I,II,V2"``, ``ecgscale.data.leads``): every architecture is then
+  trained on each lead set. A 12-lead point keeps its key (``D2-C64-K9-gap``), so studies made before lead
+  sets existed resume unchanged; other lead sets append ``-L<tag>`` (``D2-C64-K9-gap-L6``, ``...-LI+II+V1``).
 
 A grid is plain data (``to_dict``/``from_dict``) so the study can store it and refuse to resume a different one.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ecgscale.config import reject_unknown_keys
+from ecgscale.data.leads import parse_leads
 from ecgscale.errors import ConfigError
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
     "load_grid",
     "paper_grid",
     "resolve_grid",
+    "with_lead_sets",
 ]
 
 PAPER_DEPTHS: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -71,34 +76,55 @@ def _check_gap(value: Any, *, file: str | None, key: str = "gap") -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ArchPoint:
-    """One architecture of a grid; ``key`` is its stable name in the study (``D4-C64-K9-gap``)."""
+    """One architecture of a grid and the lead set it takes; ``key`` is its stable name in the study
+    (``D4-C64-K9-gap``; ``D4-C64-K9-gap-L6`` for the 6-lead set). ``leads`` is a lead-set tag (``12``, ``6``,
+    ``4``, ``3``, ``2`` or ``I+II+V1``); any spelling ``parse_leads`` takes is normalised to it."""
 
     depth: int
     channels: int
     kernel_size: int
     gap: bool = True
+    leads: str = "12"
 
     def __post_init__(self) -> None:
         for name in AXES:
             _check_int(getattr(self, name), name, file=None)
         _check_gap(self.gap, file=None)
+        object.__setattr__(self, "leads", parse_leads(self.leads).tag)
 
     @property
     def key(self) -> str:
-        return f"D{self.depth}-C{self.channels}-K{self.kernel_size}-{'gap' if self.gap else 'nogap'}"
+        arch = f"D{self.depth}-C{self.channels}-K{self.kernel_size}-{'gap' if self.gap else 'nogap'}"
+        return arch if self.leads == "12" else f"{arch}-L{self.leads}"
 
     @classmethod
     def from_key(cls, key: str) -> ArchPoint:
         try:
-            d, c, k, g = key.split("-")
-            if d[0] != "D" or c[0] != "C" or k[0] != "K" or g not in ("gap", "nogap"):
+            d, c, k, g, *rest = key.split("-")
+            if d[0] != "D" or c[0] != "C" or k[0] != "K" or g not in ("gap", "nogap") or len(rest) > 1:
                 raise ValueError(key)
-            return cls(int(d[1:]), int(c[1:]), int(k[1:]), g == "gap")
+            leads = "12"
+            if rest:
+                if not rest[0].startswith("L"):
+                    raise ValueError(key)
+                leads = rest[0][1:]
+            return cls(int(d[1:]), int(c[1:]), int(k[1:]), g == "gap", leads)
         except (ValueError, IndexError):
-            raise ConfigError(f"got {key!r}; allowed: a key like 'D4-C64-K9-gap'", key="config") from None
+            raise ConfigError(
+                f"got {key!r}; allowed: a key like 'D4-C64-K9-gap' or 'D4-C64-K9-gap-L6'", key="config"
+            ) from None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"depth": self.depth, "channels": self.channels, "kernel_size": self.kernel_size, "gap": self.gap}
+        """D, C, K and GAP; ``leads`` too when the set is not all 12 leads (12-lead rows look as they always did)."""
+        out: dict[str, Any] = {
+            "depth": self.depth,
+            "channels": self.channels,
+            "kernel_size": self.kernel_size,
+            "gap": self.gap,
+        }
+        if self.leads != "12":
+            out["leads"] = self.leads
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +171,11 @@ class Grid:
                 return p
         raise ConfigError(f"got {key!r}; not a configuration of grid {self.name!r}", key="config")
 
+    @property
+    def lead_sets(self) -> list[str]:
+        """The lead-set tags of the grid, in first-appearance order (``["12"]`` for a grid without a leads axis)."""
+        return list(dict.fromkeys(p.leads for p in self.points))
+
     def values(self, axis: str) -> list[int]:
         """Sorted distinct values of one factor (the grid steps used to pad a derived search space)."""
         return sorted({getattr(p, axis) for p in self.points})
@@ -174,6 +205,20 @@ class Grid:
             kind=str(data.get("kind", "points")),
             base=None if data.get("base") is None else {k: int(v) for k, v in data["base"].items()},
         )
+
+
+def with_lead_sets(grid: Grid, leads: Sequence[Any] | None, *, file: str | None = None) -> Grid:
+    """``grid`` with every architecture trained on each lead set of ``leads`` (None or empty: unchanged).
+
+    Points are ordered architecture by architecture, each with its lead sets in the given order.
+    """
+    if not leads:
+        return grid
+    if isinstance(leads, str | int):
+        leads = [leads]
+    tags = list(dict.fromkeys(parse_leads(spec, key="leads", file=file).tag for spec in leads))
+    points = tuple(ArchPoint(p.depth, p.channels, p.kernel_size, p.gap, tag) for p in grid.points for tag in tags)
+    return Grid(grid.name, points, grid.seeds, grid.kind, grid.base, grid.source)
 
 
 def factorial_grid(
@@ -277,8 +322,30 @@ def load_grid(path: str | Path, *, seeds: Sequence[int] | None = None) -> Grid:
     path = Path(path)
     file = str(path)
     data = _read_mapping(path)
-    allowed = {"name", "depth", "channels", "kernel_size", "gap", "base", "vary", "points", "seeds", "repeats"}
+    allowed = {
+        "name",
+        "depth",
+        "channels",
+        "kernel_size",
+        "gap",
+        "base",
+        "vary",
+        "points",
+        "seeds",
+        "repeats",
+        "leads",
+    }
     reject_unknown_keys(data, allowed, what="grid", file=file)
+    leads = data.get("leads")
+    if leads is not None and not isinstance(leads, str | int | list):
+        raise ConfigError(
+            f"got {leads!r}; allowed: a list of lead sets such as ['12', '6', '3', '2']", file=file, key="leads"
+        )
+    return with_lead_sets(_load_shape(data, path, file, seeds), leads, file=file)
+
+
+def _load_shape(data: Mapping[str, Any], path: Path, file: str, seeds: Sequence[int] | None) -> Grid:
+    """The architectures of a grid file (factorial, axes or points), before the lead-set axis."""
     name = str(data.get("name", path.stem))
     if seeds is None:
         if "seeds" in data:
@@ -372,13 +439,20 @@ def _raise_int(value: Any, key: str, file: str) -> int:
     raise ConfigError(f"got {value!r}; allowed: an integer", file=file, key=key)
 
 
-def resolve_grid(spec: str, *, seeds: Sequence[int] | None = None) -> Grid:
-    """``paper``, ``axes`` or the path of a TOML/YAML grid file; ``seeds=None`` keeps a file's own seeds."""
+def resolve_grid(spec: str, *, seeds: Sequence[int] | None = None, leads: Sequence[Any] | None = None) -> Grid:
+    """``paper``, ``axes`` or the path of a TOML/YAML grid file; ``seeds=None`` keeps a file's own seeds.
+
+    ``leads`` (from the command line, e.g. ``["12", "6"]``) makes or replaces the lead-set axis.
+    """
     if spec == "paper":
-        return paper_grid(seeds=seeds or (0,))
+        return with_lead_sets(paper_grid(seeds=seeds or (0,)), leads)
     if spec == "axes":
-        return axes_grid(seeds=seeds or (0,))
+        return with_lead_sets(axes_grid(seeds=seeds or (0,)), leads)
     path = Path(spec)
     if path.suffix.lower() in (".toml", ".yaml", ".yml") or path.exists():
-        return load_grid(path, seeds=seeds)
+        grid = load_grid(path, seeds=seeds)
+        if leads:
+            archs = tuple(dict.fromkeys(ArchPoint(p.depth, p.channels, p.kernel_size, p.gap) for p in grid.points))
+            grid = with_lead_sets(Grid(grid.name, archs, grid.seeds, grid.kind, grid.base, grid.source), leads)
+        return grid
     raise ConfigError(f"got {spec!r}; allowed: paper | axes | a .toml/.yaml grid file", key="grid")

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ecgscale.data.leads import parse_leads
 from ecgscale.errors import ConfigError
 from ecgscale.study.grids import ArchPoint
 
@@ -210,7 +211,10 @@ class TrainRunner:
         from ecgscale.models import ResNet1dConfig
         from ecgscale.train import evaluate_run, train_run
 
-        train_cfg = dataclasses.replace(self.base, seed=config.seed, **dict(config.train))
+        # The grid point's lead set wins: a lead-set axis trains each architecture on rows of the one 12-lead cache.
+        train_cfg = dataclasses.replace(
+            self.base, **{**dict(config.train), "seed": config.seed, "leads": config.arch.leads}
+        )
         fs = float(self.cache.config.fs)
         n_samples = int(self.cache.window_length)
         model_cfg = ResNet1dConfig(
@@ -218,7 +222,7 @@ class TrainRunner:
             channels=config.arch.channels,
             kernel_size=config.arch.kernel_size,
             gap=config.arch.gap,
-            n_leads=12,
+            n_leads=len(train_cfg.lead_set),
             n_classes=len(self.cache.label_space),
             input_length=None if config.arch.gap else n_samples,
             **dict(config.model),
@@ -334,6 +338,16 @@ class SurrogateRunner:
     """
 
     GROUPS = ("rhythm", "conduction", "axis", "intervals", "morphology", "pacing")
+    #: Invented AUROC loss per group for losing all six limb / all six precordial leads (scaled by the fraction
+    #: lost): axis lives in the limb leads, conduction and morphology need V1-V6, rhythm survives on two leads.
+    LEAD_LOSS: Mapping[str, tuple[float, float]] = {
+        "rhythm": (0.004, 0.004),
+        "conduction": (0.01, 0.05),
+        "axis": (0.08, 0.0),
+        "intervals": (0.005, 0.01),
+        "morphology": (0.01, 0.06),
+        "pacing": (0.0, 0.01),
+    }
 
     def __init__(
         self,
@@ -380,6 +394,15 @@ class SurrogateRunner:
             s += 0.02 * min(rf_s, 3) / 3  # rhythm needs a field spanning beats
         if arch.gap:
             s += 0.02 if rf_s < 2.0 else -0.005  # GAP helps when the field is local
+        if arch.leads != "12":
+            names = parse_leads(arch.leads).names
+            limb_lost = sum(n not in names for n in ("I", "II", "III", "aVR", "aVL", "aVF")) / 6
+            # I and II determine the other four limb leads (Einthoven, Goldberger): nothing is lost with both.
+            if "I" in names and "II" in names:
+                limb_lost = 0.0
+            prec_lost = sum(n not in names for n in ("V1", "V2", "V3", "V4", "V5", "V6")) / 6
+            limb_w, prec_w = self.LEAD_LOSS.get(group, (0.01, 0.01))
+            s -= limb_w * limb_lost + prec_w * prec_lost
         rng = np.random.default_rng(int(_unit_hash(arch.key, group, seed, split, extra) * 2**32))
         return float(np.clip(s + rng.normal(0, self.noise), 0.0, 1.0))
 
@@ -421,7 +444,8 @@ class SurrogateRunner:
         }
         trial_dir.mkdir(parents=True, exist_ok=True)
         c = arch.channels
-        params = 12 * c * arch.kernel_size + arch.depth * 2 * c * c * arch.kernel_size + c * len(self.labels)
+        n_leads = len(parse_leads(arch.leads))
+        params = n_leads * c * arch.kernel_size + arch.depth * 2 * c * c * arch.kernel_size + c * len(self.labels)
         rf = self.receptive_field(arch)
         return TrialOutcome(
             value=scalars["val"]["macro_auroc"],

@@ -48,6 +48,7 @@ __all__ = [
     "load_weights",
     "read_run_config",
     "remove_partial_writes",
+    "run_lead_set",
     "save_resume_state",
     "save_weights",
 ]
@@ -226,6 +227,7 @@ class LoadedRun:
     preprocess: Any  # ecgscale.data.transforms.PreprocessConfig, or None for runs trained on in-memory arrays
     thresholds: np.ndarray
     run_dir: Path
+    leads: Any = None  # ecgscale.data.leads.LeadSet the model takes (all 12 for runs written before lead sets)
 
 
 def build_model_from_config(model_config: Mapping[str, Any]) -> torch.nn.Module:
@@ -281,9 +283,39 @@ def load_run(run_dir: str | os.PathLike[str], *, weights: str = MODEL_FILE) -> L
     thresholds = np.full(len(label_space), 0.5) if thr is None else np.asarray(thr, dtype=np.float64)
     if thresholds.shape != (len(label_space),):
         raise CheckpointError(f"{run / CONFIG_FILE}: {thresholds.size} thresholds for {len(label_space)} classes")
+    leads = run_lead_set(cfg, where=run / CONFIG_FILE)
     return LoadedRun(
-        model=model, config=cfg, label_space=label_space, preprocess=preprocess, thresholds=thresholds, run_dir=run
+        model=model,
+        config=cfg,
+        label_space=label_space,
+        preprocess=preprocess,
+        thresholds=thresholds,
+        run_dir=run,
+        leads=leads,
     )
+
+
+def run_lead_set(cfg: Mapping[str, Any], *, where: str | os.PathLike[str] = CONFIG_FILE) -> Any:
+    """The lead set of a run's ``config.json`` (``leads``, else ``train.leads``; neither: all 12 leads), checked
+    against the model's ``n_leads``; a ``CheckpointError`` naming the file otherwise."""
+    from ecgscale.data.leads import parse_leads
+    from ecgscale.errors import ConfigError
+
+    raw = cfg.get("leads")
+    if raw is None and isinstance(cfg.get("train"), Mapping):
+        raw = cfg["train"].get("leads")
+    try:
+        leads = parse_leads(raw)
+    except ConfigError as exc:
+        raise CheckpointError(f"{where}: invalid 'leads' ({exc})") from None
+    model = cfg.get("model")
+    n_leads = model.get("n_leads", 12) if isinstance(model, Mapping) else None
+    if n_leads is not None and int(n_leads) != len(leads):
+        raise CheckpointError(
+            f"{where}: the model takes {n_leads} leads but the run's lead set is {len(leads)} leads "
+            f"({', '.join(leads.names)})"
+        )
+    return leads
 
 
 def _json_default(obj: Any) -> Any:

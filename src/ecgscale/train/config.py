@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecgscale.config import reject_unknown_keys
+from ecgscale.data.leads import LeadSet, parse_leads
 from ecgscale.errors import ConfigError
 
 __all__ = ["AGGREGATES", "MONITORS", "PRECISIONS", "SCHEDULES", "TrainConfig"]
@@ -32,6 +33,9 @@ class TrainConfig:
     ``init_from`` is a run directory to start from (fine-tuning, ``ecgscale.train.finetune``): its weights, a
     new head when the label set differs; ``freeze_trunk`` trains only the head, ``trunk_lr_factor`` scales the
     trunk's learning rate.
+    ``leads`` is the lead set the network takes (``ecgscale.data.leads``: ``"6"``, ``"I,II,V2"``, a list of
+    names); it is stored as a tuple of standard names, or ``None`` for all 12 leads, so 12-lead configs equal
+    those written before lead sets existed. The rows are taken from the 12-lead cache at batch assembly.
     """
 
     epochs: int = 30
@@ -61,6 +65,7 @@ class TrainConfig:
     init_from: str | None = None
     freeze_trunk: bool = False
     trunk_lr_factor: float = 1.0
+    leads: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         def bad(key: str, allowed: str) -> ConfigError:
@@ -121,6 +126,13 @@ class TrainConfig:
             raise bad("trunk_lr_factor", "a number in (0, 1]")
         if self.init_from is None and (self.freeze_trunk or self.trunk_lr_factor != 1.0):
             raise bad("init_from", "a run directory: freeze_trunk and trunk_lr_factor apply only when fine-tuning")
+        names = parse_leads(self.leads, key="train.leads").to_config()
+        object.__setattr__(self, "leads", None if names is None else tuple(names))
+
+    @property
+    def lead_set(self) -> LeadSet:
+        """The :class:`ecgscale.data.leads.LeadSet` this run trains on (all 12 leads when ``leads`` is None)."""
+        return parse_leads(self.leads)
 
     @property
     def maximize(self) -> bool:
@@ -128,7 +140,9 @@ class TrainConfig:
         return self.monitor != "val_loss"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["leads"] = None if self.leads is None else list(self.leads)  # JSON-equal to what it reads back
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:

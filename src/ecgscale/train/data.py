@@ -145,14 +145,20 @@ class ArraySource:
 class CacheSource:
     """One split of an ``EcgCache``: rows are the split's records; training crops random windows of them.
 
+    ``leads`` (a lead set, ``ecgscale.data.leads``) keeps only those rows of the 12 stored leads in each batch.
+
     Batches come from ``EcgCache.get_batch`` (one slice per record straight from the signal array). A cache
     whose signal file is at most ``load_limit_mb`` is read into RAM once (``EcgCache.load``), so epochs after
     the first never touch the disk.
     """
 
-    def __init__(self, cache: Any, split: str, *, load_limit_mb: float = 1024.0):
+    def __init__(self, cache: Any, split: str, *, load_limit_mb: float = 1024.0, leads: Any = None):
+        from ecgscale.data.leads import parse_leads
+
         self.cache = cache
         self.split = split
+        #: The lead set whose rows batches hold (``ecgscale.data.leads``; default all 12 stored leads).
+        self.leads = parse_leads(leads)
         self.rows = np.asarray(cache.indices(split), dtype=np.int64)
         self.labels = np.asarray(cache.labels[self.rows], dtype=np.float32)
         self.window = int(cache.window_length)
@@ -174,8 +180,11 @@ class CacheSource:
             if positions is not None:
                 starts = np.floor(np.asarray(positions) * (self._slack[indices] + 1)).astype(np.int64)
             x, _ = self.cache.get_batch(rows, starts=starts)
-            return torch.from_numpy(x), torch.from_numpy(self.labels[indices])
-        return torch.from_numpy(self._crops(rows, positions, int(length))), torch.from_numpy(self.labels[indices])
+        else:
+            x = self._crops(rows, positions, int(length))
+        if not self.leads.is_full:
+            x = np.ascontiguousarray(self.leads.take(x))
+        return torch.from_numpy(x), torch.from_numpy(self.labels[indices])
 
     def _crops(self, rows: np.ndarray, positions: np.ndarray | None, length: int) -> np.ndarray:
         """Crops of ``length`` samples from anywhere in the stored signals (centre ones when ``positions`` is

@@ -129,7 +129,7 @@ def evaluate_run(
             f"({len(loaded.label_space)} classes)",
             key="cache",
         )
-    source = CacheSource(cache, split, load_limit_mb=0)
+    source = CacheSource(cache, split, load_limit_mb=0, leads=loaded.leads)  # the run's rows of the 12-lead cache
     if len(source) == 0:
         raise ConfigError(f"cache {cache.path} has no records in split {split!r}", key="split")
     if source.window != cfg.get("window", source.window):
@@ -163,6 +163,7 @@ def evaluate_run(
         "cache": str(Path(cache.path).resolve()),
         "preprocess_hash": cache.preprocess_hash,
         "model": cfg.get("model"),
+        "leads": list(loaded.leads.names),
         "n_params": int(sum(p.numel() for p in model.parameters())),
         "best_epoch": cfg.get("best_epoch"),
         "thresholds": loaded.thresholds.tolist(),

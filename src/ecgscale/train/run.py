@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,8 +16,11 @@ from ecgscale.train.trainer import DistContext, EpochCallback, Trainer, TrainRes
 __all__ = ["build_model", "train_run"]
 
 
-def build_model(model_config: Any, *, n_classes: int, window: int, seed: int) -> Any:
+def build_model(model_config: Any, *, n_classes: int, window: int, seed: int, n_leads: int = 12) -> Any:
     """The network of ``model_config`` for ``n_classes`` outputs, checked against ``window`` input samples.
+
+    ``n_leads`` is the size of the run's lead set (``TrainConfig.leads``): a config left at the default 12 input
+    leads follows it; any other mismatch is an error.
 
     Bad D/C/K, a kernel too wide for the signal, or a no-GAP head built for another length raise
     ``ConfigError`` here, before any data is read for training.
@@ -27,8 +31,14 @@ def build_model(model_config: Any, *, n_classes: int, window: int, seed: int) ->
         model_config = ResNet1dConfig.from_dict(model_config)
     if not isinstance(model_config, ResNet1dConfig):
         raise ConfigError(f"expected a ResNet1dConfig or a dict, got {type(model_config).__name__}", key="model")
-    if model_config.n_leads != 12:
-        raise ConfigError(f"got n_leads={model_config.n_leads}; the cache stores 12 leads", key="model.n_leads")
+    if model_config.n_leads != n_leads:
+        if model_config.n_leads != 12:
+            raise ConfigError(
+                f"got n_leads={model_config.n_leads} but the run's lead set has {n_leads} leads; set "
+                "train.leads (--leads) and leave n_leads to follow it",
+                key="model.n_leads",
+            )
+        model_config = dataclasses.replace(model_config, n_leads=n_leads)
     if model_config.n_classes != n_classes:
         raise ConfigError(
             f"got n_classes={model_config.n_classes} but the cache's label space has {n_classes} "
@@ -71,9 +81,13 @@ def train_run(
     fs = float(cache.config.fs)
     spec = eval_windows_of(train_config, fs, window)
     model_window = window if spec is None else spec.length  # the model sees crops in training and evaluation
-    model = build_model(model_config, n_classes=len(space), window=model_window, seed=train_config.seed)
-    train_src = CacheSource(cache, "train")
-    val_src = CacheSource(cache, "val")
+    lead_set = train_config.lead_set
+    model = build_model(
+        model_config, n_classes=len(space), window=model_window, seed=train_config.seed, n_leads=len(lead_set)
+    )
+    # The lead subset is taken here, from the 12-lead cache's rows (see ecgscale.data.leads for why).
+    train_src = CacheSource(cache, "train", leads=lead_set)
+    val_src = CacheSource(cache, "val", leads=lead_set)
     for name, src in (("train", train_src), ("val", val_src)):
         if len(src) == 0:
             raise ConfigError(
@@ -100,6 +114,7 @@ def train_run(
         "cache": str(Path(cache.path).resolve()),
         "split": cache.info.get("split"),
         "parent": parent,
+        "leads": list(lead_set.names),
     }
     trainer = Trainer(
         model,

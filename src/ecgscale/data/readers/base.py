@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ecgscale.data.leads import canonical_lead
 from ecgscale.data.records import STANDARD_LEADS
 from ecgscale.errors import RecordError
 
@@ -30,8 +31,6 @@ __all__ = [
 
 #: Format tags of :class:`RecordRef`.
 FORMATS: tuple[str, ...] = ("cinc2021", "wfdb", "tianchi", "ptbxl", "sph", "code15")
-
-_LEAD_LOOKUP = {name.lower(): name for name in STANDARD_LEADS}
 
 #: Physical units of a WFDB signal (lower case) → factor to millivolts.
 UNITS_TO_MV: dict[str, float] = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
@@ -91,11 +90,12 @@ class Discovery:
 
 
 def normalize_leads(names: Sequence[str], path: str | os.PathLike[str]) -> tuple[str, ...]:
-    """Standard spelling of lead names (case-insensitive: ``AVR`` → ``aVR``); unknown or repeated names raise."""
+    """Standard spelling of lead names (case-insensitive: ``AVR`` → ``aVR``; ``DII`` → ``II``, see
+    ``ecgscale.data.leads``); unknown or repeated names raise. A record may hold any subset, in any order."""
     out = []
     bad = []
     for name in names:
-        std = _LEAD_LOOKUP.get(name.strip().lower())
+        std = canonical_lead(name)
         if std is None:
             bad.append(name)
         else:
@@ -103,7 +103,7 @@ def normalize_leads(names: Sequence[str], path: str | os.PathLike[str]) -> tuple
     if bad:
         raise RecordError(
             path,
-            f"unknown lead name(s) {bad}; allowed (any case): {list(STANDARD_LEADS)}",
+            f"unknown lead name(s) {bad}; allowed (any case): {list(STANDARD_LEADS)} (aliases DI, DII, DIII)",
             reason="bad_leads",
             field="leads",
         )
