@@ -187,3 +187,19 @@ def test_arrays_bad_records_skip_and_bad_inputs_raise(tmp_path):
     with pytest.raises(ConfigError, match="already exists"):
         build_cache_from_arrays(x, 200.0, LOWER, y, class_names=["a", "b"], out=tmp_path / "a", config=CONFIG)
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_records_can_carry_a_fixed_split(tmp_path):
+    import dataclasses
+
+    from ecgscale.data.splits import SplitConfig
+
+    x, _ = _arrays(n=9)
+    roles = ["train"] * 5 + ["val"] * 2 + ["test"] * 2
+    records = [
+        dataclasses.replace(r, meta={"split": role})
+        for r, role in zip(records_from_arrays(x, 200.0, STANDARD_LEADS, [("AF",)] * 9), roles, strict=True)
+    ]
+    space = user_label_space(["AF"])
+    build_cache_from_records(records, tmp_path / "c", labels=space, config=CONFIG, split=SplitConfig(method="official"))
+    assert list(open_cache(tmp_path / "c").manifest["split"]) == roles

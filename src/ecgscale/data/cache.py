@@ -329,7 +329,8 @@ def _prepare_record(record: EcgRecord, config: PreprocessConfig) -> tuple[bool, 
         x = preprocess(record, config)
     except RecordError as exc:
         return False, {"path": where, "reason": exc.reason, "message": str(exc)}
-    return True, _prepared_item(record, x, config, fmt="memory", source="memory", extra={}, ref_path=where)
+    extra = {"split": str((record.meta or {}).get("split", ""))}  # a split the user fixed (method="official")
+    return True, _prepared_item(record, x, config, fmt="memory", source="memory", extra=extra, ref_path=where)
 
 
 def _prepared_item(
@@ -798,7 +799,8 @@ def build_cache_from_records(
     samples, missing leads, ...) is a counted skip, as a bad file is for ``build_cache``. There is no source
     path to compare, so an existing cache at ``out`` is never reported up to date: it is refused unless
     ``rebuild=True``. ``total`` (the number of records, when known) only sizes the progress bar; ``source``
-    names the data in the build parameters and in ``manifest.source`` for records that give none.
+    names the data in the build parameters and in ``manifest.source`` for records that give none. A record's
+    ``meta["split"]`` (``train``/``val``/``test``) is its fixed split, used by ``SplitConfig(method="official")``.
     """
     if not isinstance(labels, LabelSpace):
         raise ConfigError(f"labels must be a LabelSpace, got {type(labels).__name__}", key="labels")
