@@ -179,6 +179,12 @@ def sweep_cmd(
     repeats: int | None = typer.Option(
         None, "--repeats", help="Seeds per configuration (error bars); default 1, or the grid file's seeds/repeats."
     ),
+    leads: list[str] | None = typer.Option(
+        None,
+        "--leads",
+        help="A lead-set axis: repeat for each set (--leads 12 --leads 6 --leads I,II,V2); every architecture is "
+        "trained on each, from the one 12-lead cache. Replaces the grid file's 'leads' (docs/leads.md).",
+    ),
     studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where studies and trial runs live."),
     n_workers_hint: int = typer.Option(
         1, "--n-workers-hint", help="Workers sharing this machine; each uses cores/hint torch threads."
@@ -222,7 +228,7 @@ def sweep_cmd(
     _quiet_optuna()
     if repeats is not None and repeats < 1:
         raise ConfigError(f"got {repeats}; allowed: an integer >= 1", key="--repeats")
-    g = resolve_grid(grid, seeds=None if repeats is None else tuple(range(repeats)))
+    g = resolve_grid(grid, seeds=None if repeats is None else tuple(range(repeats)), leads=leads or None)
     train = _train_overrides(epochs, batch_size, lr, max_minutes, device, validate=runner == "train")
     if runner == "train":
         _set_threads(threads, n_workers_hint)

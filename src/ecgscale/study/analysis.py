@@ -6,6 +6,8 @@
 * Cost vs performance: params, FLOPs and training time against the metric, with the Pareto front.
 * Per-label best configuration, chosen on validation and reported on test, and the gain of a per-group choice
   over one global model.
+* With a lead-set axis (``ecgscale.study.lead_sets``): the best configuration per lead set and the drop of each
+  lead set against 12 leads per label group; the analyses above then use the 12-lead trials.
 
 Every function takes the results DataFrame and returns a DataFrame; :func:`analyze_study` writes them all
 (CSV + Markdown) with the figures and the findings stated from the numbers.
@@ -375,6 +377,19 @@ def analyze_study(
     base = (grid or {}).get("base")
     report = AnalysisReport(out)
     tables: dict[str, pd.DataFrame] = {"results": df.drop(columns=[c for c in ("run_dir", "worker") if c in df])}
+    lead_lines: list[str] = []
+    if "leads" in df.columns and df["leads"].nunique() > 1:
+        # A lead-set axis: its own tables; every other analysis is of one lead set (12 leads when present).
+        from ecgscale.study import lead_sets
+
+        tables["best_per_lead_set"] = lead_sets.best_per_lead_set(df, metric=metric)
+        sets = lead_sets.lead_sets_of(df)
+        if lead_sets.REFERENCE in sets:
+            tables["lead_set_drop"] = lead_sets.lead_set_drop(df, metric=metric)
+        lead_lines = lead_sets.lead_findings(
+            tables["best_per_lead_set"], tables.get("lead_set_drop", pd.DataFrame()), metric=metric
+        )
+        df = df[df["leads"] == sets[0]]
     for axis in AXES:
         tables[f"perf_vs_{axis}"] = axis_table(df, axis, metric=metric, base=base)
     tables["rf_correlation"] = rf_correlation(df, metric=metric)
@@ -387,7 +402,7 @@ def analyze_study(
         write_text_atomic(md_path, markdown_table(t))
         report.files += [csv_path, md_path]
     report.tables = tables
-    report.findings = _findings(tables, metric)
+    report.findings = lead_lines + _findings(tables, metric)
     findings_path = out / "findings.md"
     write_text_atomic(
         findings_path, "# Findings (computed from the study)\n\n" + "".join(f"- {line}\n" for line in report.findings)

@@ -1,6 +1,7 @@
 """A finished study as one flat table: one row per complete trial, every score a column.
 
-Columns: ``trial``, ``config``, ``depth``, ``channels``, ``kernel_size``, ``gap``, ``seed`` (plus the search's
+Columns: ``trial``, ``config``, ``depth``, ``channels``, ``kernel_size``, ``gap``, ``leads`` (only for a sweep
+with a lead-set axis: ``12``, ``6``, ...), ``seed`` (plus the search's
 ``lr``, ``weight_decay``, ``dropout``, ``batch_size`` when sampled), ``params``, ``flops``,
 ``receptive_field`` (samples), ``receptive_field_s``, ``train_seconds``, ``trial_seconds``, ``value`` (the
 objective), ``val_<metric>``/``test_<metric>`` (``macro_auroc``, ``macro_auprc``, ...),
@@ -99,6 +100,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             df[col] = df[col].astype("int64")
     if "gap" in df.columns:
         df["gap"] = df["gap"].astype(bool)
+    if "leads" in df.columns:  # only points of a lead-set axis carry it; the others are 12-lead trials
+        df["leads"] = df["leads"].fillna("12").astype(str)
     return df.sort_values("trial").reset_index(drop=True)
 
 
