@@ -228,6 +228,22 @@ def test_run_records_its_windows_and_evaluate_reproduces_them(tiny_cache, crop_r
     mean = evaluate_run(crop_run, split="test", n_bootstrap=0, aggregate="mean", write=False)
     assert mean["eval_windows"]["aggregate"] == "mean"
 
+    # the CLI's re-scoring under the other rule goes beside the run's own evaluation, never over it
+    from typer.testing import CliRunner
+
+    from ecgscale.cli import app
+
+    own = (crop_run / "eval_test.json").read_bytes()
+    res = CliRunner().invoke(app, ["evaluate", str(crop_run), "--aggregate", "mean", "--n-bootstrap", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    assert (crop_run / "eval_test.json").read_bytes() == own
+    written = json.loads((crop_run / "eval_test_mean.json").read_text())
+    assert written["eval_windows"]["aggregate"] == "mean"
+    assert written["metrics"]["macro_auroc"] == pytest.approx(mean["metrics"]["macro_auroc"])
+    assert (crop_run / "eval_test_mean_per_label.csv").is_file()
+    res = CliRunner().invoke(app, ["evaluate", str(crop_run), "--aggregate", "median"])
+    assert res.exit_code != 0
+
 
 @pytest.mark.slow
 def test_predictor_uses_the_runs_windows(crop_run, synth_cinc_tree):

@@ -343,6 +343,12 @@ def evaluate(
     cache: Path | None = typer.Option(None, "--cache", "-c", help="Cache to read (default: the run's own cache)."),
     n_bootstrap: int = typer.Option(200, "--n-bootstrap", help="Bootstrap resamples for 95% CIs (0 = none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    aggregate: str | None = typer.Option(
+        None,
+        "--aggregate",
+        help="Re-score a sliding-window run with mean or max over windows instead of its own rule "
+        "(written to eval_<split>_<aggregate>.json; thresholds stay those tuned under the run's rule).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON."),
 ) -> None:
     """Score a run on a split with thresholds tuned on VALIDATION; writes eval_<split>.json and a per-label CSV."""
@@ -350,7 +356,11 @@ def evaluate(
 
     if n_bootstrap < 0:
         raise ConfigError(f"got {n_bootstrap}; allowed: an integer >= 0", key="--n-bootstrap")
-    result = evaluate_run(run_dir, split=split, cache=cache, n_bootstrap=n_bootstrap, device=device)
+    if aggregate is not None and aggregate not in ("mean", "max"):
+        raise ConfigError(f"got {aggregate!r}; allowed: mean or max", key="--aggregate")
+    result = evaluate_run(
+        run_dir, split=split, cache=cache, n_bootstrap=n_bootstrap, device=device, aggregate=aggregate
+    )
     if as_json:
         console.print_json(json.dumps(result, default=str))
         return

@@ -106,7 +106,8 @@ def evaluate_run(
     the split (a smaller source's AUROC would be noise). ``save_predictions=True`` writes them to
     ``predictions_<split>.npz`` (``index`` into the cache, ``prob`` float32 ``(N, K)``, ``source``).
     ``aggregate`` (``mean``/``max``) overrides the run's window aggregation for an analysis; the thresholds were
-    still tuned under the run's own aggregation (``eval_windows`` in the result says what was used).
+    still tuned under the run's own aggregation (``eval_windows`` in the result says what was used), and the files
+    are then ``eval_<split>_<aggregate>.json``/``..._per_label.csv`` so the run's own evaluation is kept.
     """
     from ecgscale.metrics import compute_metrics
 
@@ -182,9 +183,16 @@ def evaluate_run(
         assert sources is not None
         result["per_source"] = _per_source(y, probs, sources, loaded, min_records=min_source_records)
     if write:
-        write_json_atomic(run / f"eval_{split}.json", result)
-        write_text_atomic(run / f"eval_{split}_per_label.csv", _csv(per_label))
-        log.info("wrote %s", run / f"eval_{split}.json")
+        own = run_windows(cfg)
+        # a re-scoring under another aggregation is an analysis beside the run's own evaluation, never over it
+        stem = (
+            f"eval_{split}"
+            if spec is None or own is None or spec.aggregate == own.aggregate
+            else f"eval_{split}_{spec.aggregate}"
+        )
+        write_json_atomic(run / f"{stem}.json", result)
+        write_text_atomic(run / f"{stem}_per_label.csv", _csv(per_label))
+        log.info("wrote %s", run / f"{stem}.json")
     return result
 
 
