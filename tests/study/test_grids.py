@@ -95,7 +95,38 @@ def test_yaml_axes_and_points_grids(tmp_path: Path) -> None:
         "gap: false}\n"
     )
     assert load_grid(f2).keys == ["D1-C8-K3-gap", "D2-C8-K3-nogap"]
-    assert resolve_grid(str(f2)).kind == "points"
+    assert resolve_grid(str(f2)).kind == "points" and load_grid(f2).base is None
+
+
+def test_points_grid_with_a_base_is_analysed_through_it(tmp_path: Path) -> None:
+    """A hand-picked one-factor-at-a-time design: the axis tables slice through the base, not the marginal."""
+    import pandas as pd
+
+    from ecgscale.study.analysis import axis_table
+
+    f = tmp_path / "pts.toml"
+    f.write_text(
+        "base = {depth = 2, channels = 8, kernel_size = 3}\n"
+        "points = [{depth = 1, channels = 8, kernel_size = 3}, {depth = 2, channels = 8, kernel_size = 3},"
+        " {depth = 2, channels = 8, kernel_size = 9}, {depth = 1, channels = 8, kernel_size = 9}]\n"
+    )
+    g = load_grid(f)
+    assert g.kind == "points" and g.base == {"depth": 2, "channels": 8, "kernel_size": 3}
+    assert Grid.from_dict(g.to_dict()).base == g.base
+    df = pd.DataFrame(
+        [
+            {**p.to_dict(), "seed": 0, "val_macro_auroc": v, "test_macro_auroc": v}
+            for p, v in zip(g.points, [0.7, 0.8, 0.9, 0.1], strict=True)
+        ]
+    )
+    depth = axis_table(df, "depth", base=g.base)
+    rows = depth[depth.target == "all"].set_index("value")
+    # D1 through the base (K3) is 0.7; the marginal over K would be the mean of 0.7 and 0.1
+    assert rows.loc[1, "mean"] == pytest.approx(0.7) and rows.loc[2, "mean"] == pytest.approx(0.8)
+    bad = tmp_path / "badbase.toml"
+    bad.write_text("base = {depth = 2, channels = 8}\npoints = [{depth = 1, channels = 8, kernel_size = 3}]\n")
+    with pytest.raises(ConfigError, match="base"):
+        load_grid(bad)
 
 
 @pytest.mark.parametrize(

@@ -391,23 +391,18 @@ def _load_shape(data: Mapping[str, Any], path: Path, file: str, seeds: Sequence[
                 for a in AXES
             ]
             points.append(ArchPoint(*vals, _check_gap(p.get("gap", True), file=file, key=prefix + "gap")))
-        return Grid(name, tuple(points), tuple(seeds), "points", None, file)
+        # an optional base makes a hand-picked one-factor-at-a-time design (e.g. GAP off on some axes only)
+        # analysable as an axes grid: "vs D" is then the slice through the base
+        base = _check_base(data["base"], file) if "base" in data else None
+        return Grid(name, tuple(points), tuple(seeds), "points", base, file)
     if "vary" in data:
-        base, vary = data.get("base"), data["vary"]
-        if not isinstance(base, dict) or sorted(base) != sorted(AXES):
-            raise ConfigError(
-                f"got {base!r}; allowed: a table with depth, channels, kernel_size", file=file, key="base"
-            )
+        base, vary = _check_base(data.get("base"), file), data["vary"]
         if not isinstance(vary, dict) or not set(vary) <= {*AXES, "gap"}:
             raise ConfigError(
                 f"got {vary!r}; allowed: a table with lists for depth, channels, kernel_size, gap",
                 file=file,
                 key="vary",
             )
-        for a in AXES:
-            if isinstance(base[a], bool) or not isinstance(base[a], int):
-                _raise_int(base[a], f"base.{a}", file)
-            _check_int(base[a], a, file=file)
         lists = {a: _int_list(vary, a, file=file, prefix="vary.") if a in vary else [base[a]] for a in AXES}
         return axes_grid(
             base,
@@ -423,7 +418,7 @@ def _load_shape(data: Mapping[str, Any], path: Path, file: str, seeds: Sequence[
         if a not in data:
             raise ConfigError("missing; a factorial grid lists depth, channels and kernel_size", file=file, key=a)
     if "base" in data:
-        raise ConfigError("'base' only goes with a 'vary' table (axes grid)", file=file, key="base")
+        raise ConfigError("'base' goes with a 'vary' table (axes grid) or a 'points' list", file=file, key="base")
     return factorial_grid(
         _int_list(data, "depth", file=file),
         _int_list(data, "channels", file=file),
@@ -433,6 +428,17 @@ def _load_shape(data: Mapping[str, Any], path: Path, file: str, seeds: Sequence[
         name=name,
         source=file,
     )
+
+
+def _check_base(base: Any, file: str) -> dict[str, int]:
+    """The ``base`` table of a grid file: D, C and K of the configuration the axes pass through."""
+    if not isinstance(base, dict) or sorted(base) != sorted(AXES):
+        raise ConfigError(f"got {base!r}; allowed: a table with depth, channels, kernel_size", file=file, key="base")
+    for a in AXES:
+        if isinstance(base[a], bool) or not isinstance(base[a], int):
+            _raise_int(base[a], f"base.{a}", file)
+        _check_int(base[a], a, file=file)
+    return dict(base)
 
 
 def _raise_int(value: Any, key: str, file: str) -> int:
