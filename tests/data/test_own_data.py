@@ -203,3 +203,26 @@ def test_records_can_carry_a_fixed_split(tmp_path):
     space = user_label_space(["AF"])
     build_cache_from_records(records, tmp_path / "c", labels=space, config=CONFIG, split=SplitConfig(method="official"))
     assert list(open_cache(tmp_path / "c").manifest["split"]) == roles
+
+
+def test_any_labels_table_text_parses_or_raises_config_error(tmp_path):
+    """Seeded fuzzing of the table parser: random cells, delimiters, quotes, BOMs and binary bytes give a
+    LabelTable or a ConfigError naming the file, never another exception."""
+    rng = np.random.default_rng(0)
+    alphabet = [*"rec0123,;|\t\"'\n\r xyAFLB-_.", "record", "dx", "codes", "1", "0", "yes", "\ufeff", "\x00", "é"]
+    path = tmp_path / "t.csv"
+    parsed = 0
+    for _ in range(400):
+        text = "".join(rng.choice(alphabet, int(rng.integers(0, 60))))
+        if rng.random() < 0.5:
+            text = rng.choice(["record,AF,LBBB\n", "record;dx\n", "id,codes\n"]) + text
+        path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
+        try:
+            table = read_label_table(path)
+        except ConfigError as exc:
+            assert str(path) in str(exc)
+        else:
+            parsed += 1
+            assert table.classes and all(isinstance(k, str) and k for k in table.rows)
+            table.space()
+    assert parsed > 20
