@@ -126,3 +126,24 @@ def test_cli_sweep_with_a_leads_axis(tmp_path, monkeypatch):
     )
     assert res.exit_code == 0, (res.output, res.exception)
     assert (Path(tmp_path) / "a" / "lead_set_drop.csv").is_file()
+
+
+def test_train_runner_trains_each_point_on_its_lead_set(tiny_cache, tmp_path):
+    """The real runner: a grid point's lead set, or (for a 12-lead point) the trial's own ``leads`` setting."""
+    import json
+
+    from ecgscale.study.objective import TrainRunner, TrialConfig
+    from ecgscale.train import TrainConfig
+
+    runner = TrainRunner(
+        tiny_cache, base=TrainConfig(epochs=1, batch_size=64, device="cpu", precision="fp32", deterministic=False)
+    )
+    cases = {
+        "axis": (TrialConfig(ArchPoint(1, 8, 5, True, "6")), ["I", "II", "III", "aVR", "aVL", "aVF"]),
+        "search": (TrialConfig(ArchPoint(1, 8, 5), train={"leads": ["I", "V2"]}), ["I", "V2"]),
+    }
+    for name, (config, want) in cases.items():
+        outcome = runner(config, tmp_path / name, lambda _epoch, _value: None)
+        cfg = json.loads((tmp_path / name / "config.json").read_text())
+        assert cfg["leads"] == want and cfg["model"]["n_leads"] == len(want), name
+        assert outcome.test_metrics["macro_auroc"] > 0

@@ -321,6 +321,12 @@ def search_cmd(
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda[:N]."),
     threads: int | None = typer.Option(None, "--threads", help="Torch threads."),
     runner: str = typer.Option("train", "--runner", help=_RUNNER_HELP),
+    leads: str | None = typer.Option(
+        None,
+        "--leads",
+        help="Lead set every trial trains on: 12 (default), 6, 4, 3, 2 or a list such as I,II,V2 (recorded in the "
+        "study's protocol; one search per lead set).",
+    ),
 ) -> None:
     """TPE search over architecture and training hyper-parameters, pruning hopeless trials."""
     from ecgscale.study.search import SearchSettings, resolve_space, run_search
@@ -332,6 +338,12 @@ def search_cmd(
     data = _open_cache(cache, required=runner == "train")
     run_trial, identity = _make_runner(runner, data, progress=False)
     train = _train_overrides(epochs, None, None, max_minutes, device, validate=runner == "train")
+    if leads is not None:
+        from ecgscale.data.leads import parse_leads
+
+        names = parse_leads(leads, key="--leads").to_config()
+        if names is not None:
+            train["leads"] = names
     settings = SearchSettings(
         name=study,
         space=sp,

@@ -211,10 +211,12 @@ class TrainRunner:
         from ecgscale.models import ResNet1dConfig
         from ecgscale.train import evaluate_run, train_run
 
-        # The grid point's lead set wins: a lead-set axis trains each architecture on rows of the one 12-lead cache.
-        train_cfg = dataclasses.replace(
-            self.base, **{**dict(config.train), "seed": config.seed, "leads": config.arch.leads}
-        )
+        # A grid point's reduced lead set wins (a lead-set axis trains each architecture on rows of the one 12-lead
+        # cache); a 12-lead point keeps the trial's own setting (``search --leads`` passes it in ``train``).
+        overrides = {**dict(config.train), "seed": config.seed}
+        if config.arch.leads != "12":
+            overrides["leads"] = config.arch.leads
+        train_cfg = dataclasses.replace(self.base, **overrides)
         fs = float(self.cache.config.fs)
         n_samples = int(self.cache.window_length)
         model_cfg = ResNet1dConfig(
