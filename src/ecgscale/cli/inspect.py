@@ -168,8 +168,7 @@ def _print_contract(c: dict[str, Any]) -> None:
         ("units", "millivolts (mV); records whose header gives uV or V are converted when read"),
         (
             "leads",
-            f"{c['n_leads']}, in this order: {', '.join(c['leads'])} (matched by name, any case; "
-            "see docs/own-data.md)",
+            f"{c['n_leads']}, in this order: {', '.join(c['leads'])} (matched by name, any case; see docs/own-data.md)",
         ),
         ("sampling rate", f"{c['fs']:g} Hz; records at any other rate are resampled ({c['resampler']})"),
         ("band-pass", "none" if band is None else f"{band[0]:g}-{band[1]:g} Hz"),
