@@ -475,8 +475,15 @@ def build_sections(
     ``analysis_dir`` holds the output of :func:`ecgscale.study.analysis.analyze_study` (``perf_vs_<axis>``,
     ``rf_correlation``, ``gap_effect``, ``cost``, ``best_per_label`` tables, their figures, ``findings.md``).
     """
-    agg = aggregate_configs(ctx.results, metric)
-    rec = recommend(ctx.results, metric=metric)
+    results = ctx.results
+    if "leads" in results.columns and results["leads"].nunique() > 1:
+        # A lead-set axis: the scale sections and the recommendation are of the 12-lead trials (the largest set);
+        # the "Lead sets" section compares the sets.
+        from ecgscale.study.lead_sets import lead_sets_of
+
+        results = results[results["leads"] == lead_sets_of(results)[0]]
+    agg = aggregate_configs(results, metric)
+    rec = recommend(results, metric=metric)
     a = analysis_dir if analysis_dir is not None and analysis_dir.is_dir() else None
     missing = () if a else ("No analysis output was found (run `ecgscale analyze`), so this section is empty.",)
     findings = _findings(a)
@@ -590,6 +597,9 @@ def build_sections(
             tables=tuple(best_tables),
         )
     )
+    lead_section = _lead_set_section(a, findings, metric)
+    if lead_section is not None:
+        sections.append(lead_section)
     sections.append(_search_section(search_compare_dir))
     if rec is not None:
         sections.append(_recommendation_section(rec, run_dir, ctx.cache_path))
@@ -644,6 +654,46 @@ def _search_section(folder: Path | None) -> Section:
                 "Mean over seeds; pruned and failed trials use up budget.",
             )
         ),
+        tables=tuple(tables),
+    )
+
+
+def _lead_set_section(a: Path | None, findings: list[str], metric: str) -> Section | None:
+    """The study per lead set (a sweep with a ``leads`` axis): best configuration per set and the drop vs 12 leads
+    per label group; None for a study without a lead-set axis."""
+    best = _read_csv(a, "best_per_lead_set")
+    if best is None or best.empty:
+        return None
+    tables = [
+        Table(
+            f"Best configuration per lead set (validation-selected; test {metric})",
+            best.astype({"leads": str}),
+            name="best_per_lead_set",
+            max_rows=None,
+        )
+    ]
+    drop = _read_csv(a, "lead_set_drop")
+    if drop is not None and not drop.empty:
+        cell = drop.apply(lambda r: f"{r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]", axis=1)
+        pivot = drop.assign(cell=cell, leads=drop["leads"].astype(str)).pivot(
+            index="target", columns="leads", values="cell"
+        )
+        tables.append(
+            Table(
+                f"Test {metric} of each lead set − 12 leads, paired over architecture and seed: mean [t 95% CI]",
+                pivot.reset_index(),
+                name="lead_set_drop",
+                max_rows=None,
+            )
+        )
+    return Section(
+        "Lead sets",
+        paragraphs=(
+            "The scale study per lead set, as in the PhysioNet/CinC Challenge 2021: which configuration is best "
+            "with fewer leads, and what each lead set loses per label group (docs/leads.md).",
+        ),
+        bullets=tuple(_pick(findings, "Best configuration per lead set", "Challenge summary"))
+        + tuple(f for f in findings if " leads vs 12:" in f),
         tables=tuple(tables),
     )
 
