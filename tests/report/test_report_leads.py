@@ -35,3 +35,28 @@ def test_report_has_a_lead_set_section(tmp_path: Path) -> None:
     assert len(ctx.results) == len(grid.points)
     rec_line = next(line for line in md.splitlines() if "Recommended: D=" in line)
     assert "-L" not in rec_line
+
+
+def test_cli_recommend_per_lead_set(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from ecgscale.cli import app
+
+    grid = with_lead_sets(
+        axes_grid({"depth": 2, "channels": 32, "kernel_size": 5}, depths=(1, 2), channels=(32,), kernels=(5,)),
+        ["12", "2"],
+    )
+    run_sweep(
+        SweepSettings(name="rc", grid=grid, train={"epochs": 1}, studies_dir=tmp_path, heartbeat_interval=10),
+        runner=SurrogateRunner(),
+        data={"d": 1},
+    )
+    base = ["recommend", "--study", "rc", "--studies-dir", str(tmp_path)]
+    res = CliRunner().invoke(app, [*base, "--leads", "I,II", "--json"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    out = json.loads(res.stdout)
+    assert out["train_command"].endswith("--leads 2")
+    res = CliRunner().invoke(app, [*base, "--leads", "6"])
+    assert res.exit_code != 0 and "lead sets 12, 2" in str(res.exception)

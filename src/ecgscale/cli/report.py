@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -55,6 +56,9 @@ def recommend_command(
         None, "--budget-latency-ms", help="At most this CPU latency (ms) for one 10-s record (measured here)."
     ),
     metric: str = typer.Option("macro_auroc", "--metric", help="Metric to maximise (validation-selected)."),
+    leads: str | None = typer.Option(
+        None, "--leads", help="For a sweep with a lead-set axis: recommend for this lead set (default 12 leads)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the recommendation as JSON."),
 ) -> None:
     """The best configuration within a compute budget, from the study's cost–performance Pareto front, with its
@@ -65,8 +69,9 @@ def recommend_command(
     from ecgscale.report.recommend import recommend
 
     loaded = load_study(study, storage=storage, studies_dir=studies_dir)
+    results, tag = _lead_set_rows(loaded.results, leads)
     rec = recommend(
-        loaded.results,
+        results,
         metric=metric,
         budget_params=budget_params,
         budget_flops=budget_flops,
@@ -76,6 +81,8 @@ def recommend_command(
         latency_cache=loaded.folder / "latency.json",
     )
     command = rec.train_command(cache=str(loaded.cache_path or "CACHE"))
+    if tag != "12":
+        command += f" --leads {tag}"
     if as_json:
         console.print_json(json.dumps({"study": study, **rec.to_dict(), "train_command": command}))
         return
@@ -141,3 +148,18 @@ def demo_command(
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in summary.test_metrics.items() if isinstance(v, int | float))
     console.print(f"test metrics: {metrics}")
     console.print(f"report: [bold]{summary.report_html}[/]")
+
+
+def _lead_set_rows(results: Any, leads: str | None) -> tuple[Any, str]:
+    """The trials of one lead set (``leads``; 12 by default) and its tag; a study without a lead-set axis is a
+    12-lead study."""
+    from ecgscale.data.leads import parse_leads
+    from ecgscale.errors import ConfigError
+
+    tag = parse_leads(leads, key="--leads").tag
+    present = sorted(results["leads"].unique()) if "leads" in results.columns else ["12"]
+    if tag not in present:
+        raise ConfigError(f"got {leads!r}; the study has the lead sets {', '.join(present)}", key="--leads")
+    if "leads" in results.columns:
+        results = results[results["leads"] == tag]
+    return results, tag
