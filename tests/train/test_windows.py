@@ -301,3 +301,26 @@ def test_cli_recipe_fills_defaults_and_explicit_options_win(tiny_cache, tmp_path
     assert cfg["train"]["epochs"] == 1  # typed on the command line
     assert cfg["train"]["crop_s"] == 2.0 and cfg["train"]["eval_aggregate"] == "max"  # from the recipe
     assert (cfg["model"]["depth"], cfg["model"]["channels"], cfg["model"]["kernel_size"]) == (1, 16, 3)
+
+
+@pytest.mark.slow
+def test_export_of_a_crop_trained_run_describes_and_takes_its_crops(tiny_cache, crop_run, tmp_path):
+    """A crop-trained model sees 2-s windows (200 samples here), not the cache's 5-s window: the export's input
+    contract says so, and a no-GAP head (fixed length) is exported for the crop length and runs."""
+    import onnx
+
+    from ecgscale.infer import export_model, read_export_metadata
+
+    out = tmp_path / "gap.onnx"
+    export_model(crop_run, "onnx", out)
+    meta = read_export_metadata(out)["input"]
+    assert (meta["window_samples"], meta["stride_samples"], meta["aggregate"]) == (200, 100, "max")
+
+    nogap = tmp_path / "nogap_run"
+    model = {"depth": 1, "channels": 8, "kernel_size": 3, "gap": False, "input_length": 200}
+    model["n_classes"] = len(tiny_cache.label_space)
+    train_run(tiny_cache, model, CROP, nogap, progress=False)
+    result = export_model(nogap, "onnx", tmp_path / "nogap.onnx")  # verified against PyTorch on 200-sample input
+    assert not result.dynamic_time
+    dims = onnx.load(str(tmp_path / "nogap.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert dims[2].dim_value == 200

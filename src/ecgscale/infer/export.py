@@ -6,7 +6,8 @@ preprocessed exactly as the run's ``preprocess`` metadata describes (resampled t
 standardised per lead) — and returns ``probabilities``: float32 ``(batch, n_classes)``, the sigmoid of the logits.
 The batch axis is dynamic. ``time`` is fixed to the training window for no-GAP models (their flatten + linear head
 has a fixed size); GAP models accept any length the network can process, but were trained on windows of
-``window_samples``.
+``window_samples`` (the training crop of a crop-trained run, e.g. 2.5 s; predictions then combine windows every
+``stride_samples`` by ``aggregate``).
 
 Everything a consumer needs travels inside the file (ONNX ``metadata_props``; TorchScript ``_extra_files``), as
 JSON strings under the same keys: ``labels``, ``label_space``, ``thresholds``, ``preprocess``,
@@ -89,12 +90,23 @@ def _probability_module(model: Any, *, check_length: bool) -> Any:
     return (ProbabilityModel if check_length else TracedProbabilityModel)(net).eval()
 
 
+def model_windows(loaded: Any, preprocess: Any) -> dict[str, Any]:
+    """The windows the model sees: its training crops when it was trained on crops (``eval_windows`` of the run:
+    length, stride, aggregation), else the whole preprocessing window, one per record."""
+    spec = loaded.config.get("eval_windows")
+    if spec:
+        return {"length": int(spec["length"]), "stride": int(spec["stride"]), "aggregate": str(spec["aggregate"])}
+    window = int(preprocess.window_samples)
+    return {"length": window, "stride": window, "aggregate": "mean"}
+
+
 def export_metadata(loaded: Any, preprocess: Any, *, dynamic_time: bool) -> dict[str, str]:
     """The metadata stored with an export: JSON strings keyed as in the module docstring."""
     from ecgscale import __version__
 
     space = loaded.label_space
-    window = int(preprocess.window_samples)
+    windows = model_windows(loaded, preprocess)
+    window = windows["length"]
     labels = [
         {"key": c.key, "abbreviation": c.abbreviation, "name": c.name, "codes": list(c.codes)} for c in space.classes
     ]
@@ -115,9 +127,12 @@ def export_metadata(loaded: Any, preprocess: Any, *, dynamic_time: bool) -> dict
             "lead_set": loaded.leads.tag,
             "fs": preprocess.fs,
             "window_samples": window,
+            "stride_samples": windows["stride"],
+            "aggregate": windows["aggregate"],
             "dynamic_time": dynamic_time,
-            "note": "preprocessed signal (ecgscale.data.transforms.preprocess with 'preprocess'); long records are "
-            "cut into windows of window_samples and their probabilities averaged (ecgscale predict)",
+            "note": "preprocessed signal (ecgscale.data.transforms.preprocess with 'preprocess'); a record is cut "
+            "into windows of window_samples every stride_samples and their probabilities combined by 'aggregate' "
+            "(mean or max), as ecgscale predict does",
         },
         "output": {
             "name": OUTPUT_NAME,
@@ -297,7 +312,7 @@ def export_model(
             "export it with a fixed time axis (dynamic_time=False)",
             key="dynamic_time",
         )
-    length = int(preprocess.window_samples)
+    length = model_windows(loaded, preprocess)["length"]  # a crop-trained no-GAP head takes crops, not 10 s
     out = Path(out)
     metadata = export_metadata(loaded, preprocess, dynamic_time=dynamic_time)
     if format == "onnx":
