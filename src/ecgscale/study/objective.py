@@ -204,6 +204,7 @@ class TrainRunner:
         self.progress = progress
         self.min_source_records = min_source_records
         self._costs: dict[str, tuple[int, int, int, float]] = {}
+        _warm_up_torch()
 
     def __call__(self, config: TrialConfig, trial_dir: Path, report: ReportFn) -> TrialOutcome:
         import dataclasses
@@ -293,6 +294,23 @@ class TrainRunner:
             seconds = float(rf.seconds if rf.seconds is not None else rf.samples / fs)
             self._costs[key] = (int(c.params), int(c.flops), int(rf.samples), seconds)
         return self._costs[key]
+
+
+def _warm_up_torch() -> None:
+    """Pay torch's one-time lazy imports now, when the runner is built, not inside the first trial.
+
+    The first optimiser a process builds imports ``torch._dynamo`` (torch wraps ``Optimizer.add_param_group``
+    to keep its compiler out), and ``torch.use_deterministic_algorithms`` (the trainer's deterministic mode)
+    imports the compiler's config: several seconds on a loaded 2-core machine. Inside the first trial they would
+    make one trial per worker look slow and be counted as its training time. Nothing here changes any state a
+    trial sees: the throw-away optimiser is discarded and the flag is set to its current value.
+    """
+    import torch
+
+    torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
+    torch.use_deterministic_algorithms(
+        torch.are_deterministic_algorithms_enabled(), warn_only=torch.is_deterministic_algorithms_warn_only_enabled()
+    )
 
 
 def per_source_metrics(

@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -225,23 +224,6 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return expit(z.astype(np.float64)).astype(np.float32)
 
 
-def set_deterministic(mode: bool, *, warn_only: bool = False) -> None:
-    """``torch.use_deterministic_algorithms(mode, warn_only=...)`` without importing ``torch._inductor``.
-
-    Why: torch's function also sets the flag in its compiler's config, and importing that config took 2-6 s
-    (of a 1-s sweep trial's process start on a loaded 2-core machine). The trainer runs eager kernels, which
-    read only the C flag set here; a compiler config that some other code already imported is kept in step.
-    """
-    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if setter is None:  # a torch without the private setter: the public call (and its import)
-        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
-        return
-    setter(mode, warn_only=warn_only)
-    inductor = sys.modules.get("torch._inductor.config")
-    if inductor is not None and hasattr(inductor, "deterministic"):
-        inductor.deterministic = mode
-
-
 @contextlib.contextmanager
 def _deterministic(enabled: bool) -> Iterator[None]:
     """Deterministic kernels for the duration of a run; the caller's global setting is restored afterwards."""
@@ -250,11 +232,11 @@ def _deterministic(enabled: bool) -> Iterator[None]:
     prev_bench = torch.backends.cudnn.benchmark
     try:
         if enabled:
-            set_deterministic(True, warn_only=True)
+            torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
         yield
     finally:
-        set_deterministic(prev, warn_only=prev_warn)
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
         torch.backends.cudnn.benchmark = prev_bench
 
 
