@@ -16,13 +16,16 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ecgscale demo --out demo-out
 
+# lint-imports checks the dependency rules of docs/design.md (contracts in pyproject.toml); CI runs `make test`.
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks reliability
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks reliability
 	$(BIN)/ruff format --check src tests benchmarks reliability
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
@@ -32,4 +35,4 @@ reliability: $(STAMP)
 	$(BIN)/python -m reliability.run
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache .import_linter_cache

@@ -13,9 +13,12 @@ environment variable ``CI`` set, as ``.ci/run`` does) nothing may skip unnoticed
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -40,6 +43,25 @@ def require_or_skip(reason: str) -> NoReturn:
 def require_or_skip_fixture() -> Callable[[str], NoReturn]:
     """``require_or_skip`` for test files that cannot import this conftest (pytest's importlib mode)."""
     return require_or_skip
+
+
+def load_test_module(name: str, path: Path) -> ModuleType:
+    """The helper file ``path`` of the tests (``_planted.py``, ``_official.py``, ...), imported once as ``name``.
+
+    tests/ is not a package here (and a "tests" package from site-packages may shadow it): load by path.
+    """
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session", name="load_test_module")
+def load_test_module_fixture() -> Callable[[str, Path], ModuleType]:
+    """``load_test_module`` for conftests and test files that cannot import this conftest."""
+    return load_test_module
 
 
 def load_expected_skips(path: Path | None = None) -> list[str]:

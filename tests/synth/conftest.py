@@ -1,11 +1,19 @@
-"""Fixtures of the synth tests: a seeded pool of generated records (in memory, no files)."""
+"""Fixtures of the synth tests: a seeded pool of generated records (in memory, no files), the delineator."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ecgscale.synth import DEFAULT_SOURCES, synth_record
+
+
+@pytest.fixture(scope="session")
+def delineator(load_test_module):
+    """The module ``_delineate.py`` (written for these tests): ``delineate(signal, fs)``, ``bandpass(x, fs)``."""
+    return load_test_module("ecgscale_synth_test_delineate", Path(__file__).with_name("_delineate.py"))
 
 
 @pytest.fixture(scope="session")

@@ -30,10 +30,7 @@ threshold of 430 ms, a PR threshold of 180 ms or a bradycardia limit of 65 bpm e
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,21 +43,10 @@ N_RECORDS = 500
 SEED = 11
 
 
-def _load_delineator():
-    # tests/ is not a package here (and a "tests" package from site-packages may shadow it): load by path.
-    name = "ecgscale_synth_test_delineate"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_delineate.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
-def measured_records(tmp_path_factory):
+def measured_records(tmp_path_factory, delineator):
     """(labels shown, sex, delineation, excluded-by-artefact) per record of a written multi-source tree."""
-    delineate = _load_delineator().delineate
+    delineate = delineator.delineate
     root = tmp_path_factory.mktemp("synth_measured") / "data"
     generate(root, n=N_RECORDS, seed=SEED, progress=False, workers=1)
     space = cinc2021_scored()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,16 +179,6 @@ DOWER_1980 = np.array(
 EIGHT = [L[k] for k in ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")]
 
 
-def _delineator():
-    name = "ecgscale_synth_test_delineate"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_delineate.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def _force_params(monkeypatch, **changes):
     """Make synth_record draw its parameters as usual, then apply ``changes`` (a chosen finding)."""
     real = record_module.sample_params
@@ -267,9 +254,9 @@ LBBB_BASE = dict(
 )  # fmt: skip
 
 
-def _notches(monkeypatch, conduction: str) -> list[dict[str, float | None]]:
+def _notches(monkeypatch, delineator, conduction: str) -> list[dict[str, float | None]]:
     _force_params(monkeypatch, conduction=conduction, **LBBB_BASE)
-    delineate = _delineator().delineate
+    delineate = delineator.delineate
     out = []
     for seed in range(8):
         fs = 500
@@ -279,9 +266,9 @@ def _notches(monkeypatch, conduction: str) -> list[dict[str, float | None]]:
     return out
 
 
-def test_lbbb_notch_is_rendered(monkeypatch):
-    lbbb = _notches(monkeypatch, "lbbb")
-    normal = _notches(monkeypatch, "none")
+def test_lbbb_notch_is_rendered(monkeypatch, delineator):
+    lbbb = _notches(monkeypatch, delineator, "lbbb")
+    normal = _notches(monkeypatch, delineator, "none")
     # Every LBBB record shows a notched (M-shaped) R in at least one of I, aVL, V5, V6 ...
     assert all(any(v is not None for v in r.values()) for r in lbbb), lbbb
     # ... most of them a clear one (>= 20 uV below the smaller R peak, well above the residual noise) ...
@@ -305,28 +292,28 @@ def _spikes(x: np.ndarray, fs: float, level: float = 0.5) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-def _qrs_peaks(x: np.ndarray, fs: float, spikes: np.ndarray) -> np.ndarray:
+def _qrs_peaks(x: np.ndarray, fs: float, spikes: np.ndarray, delineator) -> np.ndarray:
     """QRS complexes of a paced record: spikes interpolated away, band-passed spatial activity peaks."""
     clean = x.copy()
     for s in spikes:
         lo, hi = max(s - 3, 0), min(s + 3, x.shape[1] - 1)
         for k in range(x.shape[0]):
             clean[k, lo : hi + 1] = np.linspace(clean[k, lo], clean[k, hi], hi - lo + 1)
-    m = np.abs(_delineator().bandpass(clean[EIGHT], fs)).sum(axis=0)
+    m = np.abs(delineator.bandpass(clean[EIGHT], fs)).sum(axis=0)
     peaks, _ = find_peaks(m, height=0.5 * np.percentile(m, 99.5), distance=int(0.3 * fs))
     return peaks[(peaks > 0.3 * fs) & (peaks < x.shape[1] - 0.05 * fs)]
 
 
 @pytest.mark.parametrize("fs", [257, 500])
 @pytest.mark.parametrize("atrial", [False, True], ids=["VVI", "DDD"])
-def test_pacing_spikes_are_rendered_before_each_qrs(monkeypatch, fs, atrial):
+def test_pacing_spikes_are_rendered_before_each_qrs(monkeypatch, fs, atrial, delineator):
     _force_params(monkeypatch, rhythm="paced", paced_atrial=atrial, conduction="none", lanfb=False, n_pac=0,
                   n_pvc=0, lead_swap=False, flat_lead=None)  # fmt: skip
     for seed in range(3):
         rec = synth_record(np.random.default_rng(seed), DEFAULT_SOURCES[2], fs=fs, duration_s=10.0)
         x = rec.signal.astype(np.float64)
         spikes = _spikes(x, fs)
-        beats = _qrs_peaks(x, fs, spikes)
+        beats = _qrs_peaks(x, fs, spikes, delineator)
         assert beats.size >= 6, (seed, beats)
         for r in beats:
             before = spikes[(spikes < r) & (spikes >= r - 0.12 * fs)]

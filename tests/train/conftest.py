@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,20 +9,10 @@ import pytest
 _HERE = Path(__file__).resolve().parent
 
 
-def _load_planted():
-    name = "ecgscale_tests_planted"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _HERE / "_planted.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="session")
-def planted():
+def planted(load_test_module):
     """The helper module: ``planted(n, seed)``, ``space()``, ``tiny_resnet()``."""
-    return _load_planted()
+    return load_test_module("ecgscale_tests_planted", _HERE / "_planted.py")
 
 
 @pytest.fixture(scope="session")

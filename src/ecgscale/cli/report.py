@@ -123,13 +123,12 @@ def demo_command(
     from rich.table import Table
 
     from ecgscale.demo import run_demo
+    from ecgscale.study.storage import quiet_optuna
 
     # The demo's own stage lines and the sweep's progress bar say what is happening; per-trial chatter from
     # optuna and the trainer would bury them (``-v`` brings it back).
     if logging.getLogger().level > logging.DEBUG:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        quiet_optuna()
         logging.getLogger("ecgscale.train").setLevel(logging.WARNING)
     name = preset or ("quick" if quick else "full")
     device = "auto" if gpu is None else ("cuda" if gpu else "cpu")

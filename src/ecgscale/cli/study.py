@@ -23,12 +23,6 @@ _RUNNER_HELP = (
 )
 
 
-def _quiet_optuna() -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
 @contextlib.contextmanager
 def _storage_disk_errors(study: str, storage: str | None, studies_dir: Path) -> Iterator[None]:
     """Turn a study storage write refused by a full or read-only disk into an ``OSError`` naming the ``.db`` file.
@@ -223,9 +217,10 @@ def sweep_cmd(
     workers, on this or other machines, with the same --study and a shared --storage URL.
     """
     from ecgscale.study.grids import resolve_grid
+    from ecgscale.study.storage import quiet_optuna
     from ecgscale.study.sweep import SweepSettings, run_sweep
 
-    _quiet_optuna()
+    quiet_optuna()
     if repeats is not None and repeats < 1:
         raise ConfigError(f"got {repeats}; allowed: an integer >= 1", key="--repeats")
     g = resolve_grid(grid, seeds=None if repeats is None else tuple(range(repeats)), leads=leads or None)
@@ -288,8 +283,9 @@ def analyze_cmd(
     """Answer the scale questions from a finished sweep: performance vs D/C/K, receptive field, cost, per label."""
     from ecgscale.study.analysis import analyze_study
     from ecgscale.study.results import load_study, trials_frame
+    from ecgscale.study.storage import quiet_optuna
 
-    _quiet_optuna()
+    quiet_optuna()
     st = load_study(study, storage, studies_dir=studies_dir)
     report = analyze_study(
         trials_frame(st), out, metric=metric, rf_threshold=rf_threshold, grid=st.user_attrs.get("grid"), figures=figures
@@ -330,8 +326,9 @@ def search_cmd(
 ) -> None:
     """TPE search over architecture and training hyper-parameters, pruning hopeless trials."""
     from ecgscale.study.search import SearchSettings, resolve_space, run_search
+    from ecgscale.study.storage import quiet_optuna
 
-    _quiet_optuna()
+    quiet_optuna()
     sp = resolve_space(space, storage=storage, studies_dir=studies_dir, top_q=top_q)
     if runner == "train":
         _set_threads(threads, 1)
@@ -385,8 +382,9 @@ def search_compare_cmd(
 ) -> None:
     """Does the narrow space beat the wide one? Equal budgets, several seeds, best-so-far curves, CIs."""
     from ecgscale.study.search import compare_spaces, resolve_space
+    from ecgscale.study.storage import quiet_optuna
 
-    _quiet_optuna()
+    quiet_optuna()
     if seeds < 1:
         raise ConfigError(f"got {seeds}; allowed: an integer >= 1", key="--seeds")
     narrow_sp = resolve_space(narrow, storage=storage, studies_dir=studies_dir)

@@ -25,6 +25,7 @@ __all__ = [
     "create_or_load_study",
     "default_storage_url",
     "open_storage",
+    "quiet_optuna",
     "redact_url",
     "storage_disk_error",
     "study_dir",
@@ -54,6 +55,13 @@ def default_storage_url(studies_dir: str | Path, name: str) -> str:
 def redact_url(url: str) -> str:
     """The URL with any password replaced, for messages and logs."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def quiet_optuna() -> None:
+    """Silence optuna's per-trial INFO lines (warnings still show), so the CLI need not import optuna itself."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def open_storage(
