@@ -55,6 +55,9 @@ def _check_metadata(meta: dict, run_dir: Path) -> None:
     assert meta["preprocess_hash"] == loaded.config["preprocess_hash"]
     assert meta["model"] == loaded.config["model"]
     assert meta["output"]["activation"] == "sigmoid"
+    # the input contract: what a record must be before preprocessing, and which leads in which order
+    assert meta["input"]["record_units"] == "mV" and meta["input"]["fs"] == loaded.config["preprocess"]["fs"]
+    assert meta["input"]["leads"] == list(loaded.leads.names)
 
 
 def test_onnx_parity_dynamic_batch_and_metadata(tiny_run, tmp_path):

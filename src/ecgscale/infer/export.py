@@ -126,6 +126,7 @@ def export_metadata(loaded: Any, preprocess: Any, *, dynamic_time: bool) -> dict
             "leads": list(loaded.leads.names),
             "lead_set": loaded.leads.tag,
             "fs": preprocess.fs,
+            "record_units": "mV",  # what records are read in before 'preprocess' (readers convert uV/V headers)
             "window_samples": window,
             "stride_samples": windows["stride"],
             "aggregate": windows["aggregate"],
