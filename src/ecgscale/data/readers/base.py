@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ecgscale.data.leads import canonical_lead
-from ecgscale.data.records import STANDARD_LEADS
+from ecgscale.data.records import STANDARD_LEADS, EcgRecord
 from ecgscale.errors import RecordError
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "parse_age",
     "parse_codes",
     "parse_sex",
+    "record_from_ref",
     "source_of",
 ]
 
@@ -54,6 +55,32 @@ class RecordRef:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"RecordRef.format must be one of {FORMATS}, got {self.format!r}")
+
+
+def record_from_ref(
+    ref: RecordRef,
+    signal: np.ndarray,
+    fs: float,
+    lead_names: Sequence[str],
+    *,
+    path: Path | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> EcgRecord:
+    """The record a reader returns: its signal, with the labels and demographics discovery put in ``ref.extra``."""
+    extra = ref.extra
+    return EcgRecord(
+        record_id=ref.record_id,
+        signal=signal,
+        fs=fs,
+        lead_names=tuple(lead_names),
+        codes=tuple(extra.get("codes", ())),
+        age=extra.get("age"),
+        sex=extra.get("sex"),
+        source=ref.source,
+        patient_id=extra.get("patient_id"),
+        path=ref.path if path is None else path,
+        meta=dict(meta or {}),
+    )
 
 
 @dataclass(frozen=True, slots=True)

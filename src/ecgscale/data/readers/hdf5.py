@@ -31,7 +31,15 @@ from typing import Any
 import numpy as np
 
 from ecgscale.data.labels import LabelClass, LabelSpace, cinc2021_scored
-from ecgscale.data.readers.base import RecordRef, Skip, check_signal, parse_age, parse_codes, parse_sex
+from ecgscale.data.readers.base import (
+    RecordRef,
+    Skip,
+    check_signal,
+    parse_age,
+    parse_codes,
+    parse_sex,
+    record_from_ref,
+)
 from ecgscale.data.records import STANDARD_LEADS, EcgRecord
 from ecgscale.errors import RecordError
 
@@ -282,19 +290,7 @@ def read_sph(ref: RecordRef) -> EcgRecord:
     meta = {"format": "sph", **check_signal(signal, path, STANDARD_LEADS)}
     if extra.get("aha_codes"):
         meta["aha_codes"] = str(extra["aha_codes"])
-    return EcgRecord(
-        record_id=ref.record_id,
-        signal=signal,
-        fs=float(extra.get("fs") or 500.0),
-        lead_names=STANDARD_LEADS,
-        codes=tuple(extra.get("codes", ())),
-        age=extra.get("age"),
-        sex=extra.get("sex"),
-        source=ref.source,
-        patient_id=extra.get("patient_id"),
-        path=path,
-        meta=meta,
-    )
+    return record_from_ref(ref, signal, float(extra.get("fs") or 500.0), STANDARD_LEADS, path=path, meta=meta)
 
 
 # --------------------------------------------------------------------------------------------------- CODE-15%
@@ -411,17 +407,4 @@ def read_code15(ref: RecordRef) -> EcgRecord:
         raise RecordError(part, f"exam {exam_id} ({where}) is all zeros", reason="empty", field=where)
     signal = np.ascontiguousarray(x[active[0] : active[-1] + 1].T)
     meta = {"format": "code15", "row": str(row), **check_signal(signal, f"{part} [{where}]", CODE15_LEADS)}
-    extra = ref.extra
-    return EcgRecord(
-        record_id=ref.record_id,
-        signal=signal,
-        fs=CODE15_FS,
-        lead_names=CODE15_LEADS,
-        codes=tuple(extra.get("codes", ())),
-        age=extra.get("age"),
-        sex=extra.get("sex"),
-        source=ref.source,
-        patient_id=extra.get("patient_id"),
-        path=part,
-        meta=meta,
-    )
+    return record_from_ref(ref, signal, CODE15_FS, CODE15_LEADS, path=part, meta=meta)

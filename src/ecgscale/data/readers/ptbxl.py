@@ -18,7 +18,7 @@ import math
 import os
 from pathlib import Path
 
-from ecgscale.data.readers.base import RecordRef, Skip, check_signal, normalize_leads, parse_age
+from ecgscale.data.readers.base import RecordRef, Skip, check_signal, normalize_leads, parse_age, record_from_ref
 from ecgscale.data.readers.wfdb_io import read_wfdb
 from ecgscale.data.records import EcgRecord
 from ecgscale.errors import RecordError
@@ -198,16 +198,4 @@ def read_ptbxl(ref: RecordRef) -> EcgRecord:
         "scp_codes": json.dumps(extra.get("scp_likelihood", {}), ensure_ascii=False),
         **check_signal(rec.signal, ref.path, lead_names),
     }
-    return EcgRecord(
-        record_id=ref.record_id,
-        signal=rec.signal,
-        fs=rec.fs,
-        lead_names=lead_names,
-        codes=tuple(extra.get("codes", ())),
-        age=extra.get("age"),
-        sex=extra.get("sex"),
-        source=ref.source,
-        patient_id=extra.get("patient_id"),
-        path=ref.path,
-        meta=meta,
-    )
+    return record_from_ref(ref, rec.signal, rec.fs, lead_names, meta=meta)
