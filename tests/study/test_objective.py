@@ -78,3 +78,25 @@ def test_a_trial_predicts_the_test_split_once_and_reuses_costs(tiny_cache, tmp_p
     assert attrs["train_cpu_seconds"] == out.train_cpu_seconds >= trainer_cpu > 0
     assert math.isclose(attrs["receptive_field_s"], attrs["receptive_field"] / tiny_cache.config.fs)
     assert (run_dir / "eval_test.json").is_file()
+
+
+def test_a_crop_trained_no_gap_trial_gets_a_head_for_its_crops(tiny_cache, tmp_path) -> None:
+    """A sweep with --recipe ptbxl (2.5 s crops) and GAP off: the flatten head must be built for the crop, not for
+    the cache's whole window (every no-GAP trial of the PTB-XL study failed on exactly this)."""
+    import json
+
+    fs = float(tiny_cache.config.fs)
+    runner = TrainRunner(tiny_cache, min_source_records=1)
+    train = {"epochs": 1, "batch_size": 32, "crop_s": 2.0, "eval_stride_s": 1.0}
+    out = runner(TrialConfig(ArchPoint(1, 8, 3, False), seed=0, train=train), tmp_path / "t", lambda e, v: None)
+    assert np.isfinite(out.value)
+    model = json.loads((tmp_path / "t" / "config.json").read_text())["model"]
+    assert model["input_length"] == round(2.0 * fs) < int(tiny_cache.window_length)
+    # parameters are the real (crop-sized) model's; FLOPs are per cache window, like every other trial's
+    from ecgscale.models import ResNet1dConfig, cost
+
+    real = ResNet1dConfig.from_dict(model)
+    assert out.params == cost(real, real.input_length).params
+    window = int(tiny_cache.window_length)
+    at_window = cost(ResNet1dConfig.from_dict({**model, "input_length": window}), window)
+    assert out.flops == at_window.flops

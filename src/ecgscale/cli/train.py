@@ -132,10 +132,9 @@ def train(
     cfg = TrainConfig(**given)
     model: dict[str, Any] = {**arch, "n_classes": len(ecg_cache.label_space)}
     if not model["gap"]:
-        from ecgscale.train.trainer import eval_windows_of
+        from ecgscale.train.trainer import model_input_length
 
-        spec = eval_windows_of(cfg, float(ecg_cache.config.fs), int(ecg_cache.window_length))
-        model["input_length"] = int(ecg_cache.window_length) if spec is None else spec.length
+        model["input_length"] = model_input_length(cfg, float(ecg_cache.config.fs), int(ecg_cache.window_length))
     show = progress and not as_json
     if ddp:
         ctx = context_from_env(os.environ)

@@ -211,6 +211,7 @@ class TrainRunner:
 
         from ecgscale.models import ResNet1dConfig
         from ecgscale.train import evaluate_run, train_run
+        from ecgscale.train.trainer import model_input_length
 
         # A grid point's reduced lead set wins (a lead-set axis trains each architecture on rows of the one 12-lead
         # cache); a 12-lead point keeps the trial's own setting (``search --leads`` passes it in ``train``).
@@ -219,7 +220,8 @@ class TrainRunner:
             overrides["leads"] = config.arch.leads
         train_cfg = dataclasses.replace(self.base, **overrides)
         fs = float(self.cache.config.fs)
-        n_samples = int(self.cache.window_length)
+        n_samples = int(self.cache.window_length)  # cost and receptive field are reported per cache window
+        input_length = model_input_length(train_cfg, fs, n_samples)  # the crop of a crop-trained no-GAP head
         model_cfg = ResNet1dConfig(
             depth=config.arch.depth,
             channels=config.arch.channels,
@@ -227,7 +229,7 @@ class TrainRunner:
             gap=config.arch.gap,
             n_leads=len(train_cfg.lead_set),
             n_classes=len(self.cache.label_space),
-            input_length=None if config.arch.gap else n_samples,
+            input_length=None if config.arch.gap else input_length,
             **dict(config.model),
         )
         sign = 1.0 if train_cfg.maximize else -1.0
@@ -284,15 +286,23 @@ class TrainRunner:
 
     def _cost(self, model_cfg: Any, n_samples: int, fs: float) -> tuple[int, int, int, float]:
         """(params, FLOPs, receptive field in samples and in seconds) of an architecture, once per worker."""
+        import dataclasses
         import json
 
         from ecgscale.models import cost, receptive_field
 
         key = json.dumps([model_cfg.to_dict(), n_samples, fs], sort_keys=True, default=str)
         if key not in self._costs:
-            rf, c = receptive_field(model_cfg, fs=fs), cost(model_cfg, n_samples)  # parameter-free (meta) builds
+            rf = receptive_field(model_cfg, fs=fs)
+            params = None
+            if model_cfg.input_length not in (None, n_samples):
+                # A crop-trained no-GAP head is sized for its crop: its parameters are the real model's, its FLOPs
+                # are counted over the same cache window as every other trial's (the head is a negligible share).
+                params = cost(model_cfg, model_cfg.input_length).params
+                model_cfg = dataclasses.replace(model_cfg, input_length=n_samples)
+            c = cost(model_cfg, n_samples)  # parameter-free (meta) builds
             seconds = float(rf.seconds if rf.seconds is not None else rf.samples / fs)
-            self._costs[key] = (int(c.params), int(c.flops), int(rf.samples), seconds)
+            self._costs[key] = (int(c.params if params is None else params), int(c.flops), int(rf.samples), seconds)
         return self._costs[key]
 
 

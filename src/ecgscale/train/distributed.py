@@ -180,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ecgscale.data.cache import open_cache
     from ecgscale.train.run import train_run
+    from ecgscale.train.trainer import model_input_length
 
     args = _parser().parse_args(argv)
     ctx = context_from_env(os.environ)
@@ -208,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_classes": len(cache.label_space),
     }
     if args.no_gap:
-        model["input_length"] = int(cache.window_length)
+        model["input_length"] = model_input_length(cfg, float(cache.config.fs), int(cache.window_length))
     init_distributed(ctx, device=cfg.device)
     try:
         train_run(

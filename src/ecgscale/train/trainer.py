@@ -42,6 +42,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "eval_windows_of",
+    "model_input_length",
     "pos_weight_from_labels",
     "predict_logits",
     "resolve_device",
@@ -273,6 +274,13 @@ def eval_windows_of(config: TrainConfig, fs: float | None, window: int) -> Windo
     return WindowSpec.from_seconds(
         fs, crop_s=config.crop_s, stride_s=config.eval_stride_s, aggregate=config.eval_aggregate, window=window
     )
+
+
+def model_input_length(config: TrainConfig, fs: float | None, window: int) -> int:
+    """Samples per model input: the crop of a crop-trained run, else the cache's whole window (what a no-GAP head's
+    fixed ``input_length`` must be)."""
+    spec = eval_windows_of(config, fs, window)
+    return int(window) if spec is None else int(spec.length)
 
 
 class Trainer:
