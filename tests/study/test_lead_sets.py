@@ -13,7 +13,7 @@ from ecgscale.cli import app
 from ecgscale.errors import ConfigError, StudyError
 from ecgscale.study.analysis import analyze_study
 from ecgscale.study.grids import ArchPoint, Grid, axes_grid, load_grid, resolve_grid, with_lead_sets
-from ecgscale.study.lead_sets import best_per_lead_set, lead_set_drop
+from ecgscale.study.lead_sets import best_per_lead_set, lead_findings, lead_set_drop
 from ecgscale.study.objective import SurrogateRunner
 from ecgscale.study.results import study_results
 from ecgscale.study.sweep import SweepSettings, run_sweep
@@ -147,3 +147,13 @@ def test_train_runner_trains_each_point_on_its_lead_set(tiny_cache, tmp_path):
         cfg = json.loads((tmp_path / name / "config.json").read_text())
         assert cfg["leads"] == want and cfg["model"]["n_leads"] == len(want), name
         assert outcome.test_metrics["macro_auroc"] > 0
+
+
+def test_one_paired_trial_is_reported_without_an_interval(swept):
+    """One architecture and one seed per lead set (the PTB-XL study): no spread over trials exists, so the
+    finding says so instead of printing a NaN interval."""
+    one = swept[(swept.seed == swept.seed.min()) & (swept.config.str.startswith(swept.config.iloc[0].split("-L")[0]))]
+    drop = lead_set_drop(one)
+    assert (drop.n_pairs == 1).all()
+    lines = [x for x in lead_findings(best_per_lead_set(one), drop) if " leads vs 12" in x]
+    assert lines and all("no interval over trials" in x and "nan" not in x for x in lines)

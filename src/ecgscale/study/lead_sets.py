@@ -176,10 +176,11 @@ def lead_findings(best: pd.DataFrame, drop: pd.DataFrame, *, metric: str = "macr
         if overall.empty:
             continue
         o = overall.iloc[0]
-        text = (
-            f"{tag} leads vs 12: test {metric} {o.mean_diff:+.3f} (95% CI {o.ci_low:+.3f} to {o.ci_high:+.3f}, "
-            f"{o.n_pairs} paired trials)"
-        )
+        if o.n_pairs >= 2 and np.isfinite(o.ci_low):
+            spread = f"95% CI {o.ci_low:+.3f} to {o.ci_high:+.3f}, {o.n_pairs} paired trials"
+        else:  # one (architecture, seed) pair: no spread over trials to show (a record-level bootstrap can)
+            spread = f"{o.n_pairs} paired trial, no interval over trials"
+        text = f"{tag} leads vs 12: test {metric} {o.mean_diff:+.3f} ({spread})"
         if len(groups):
             worst = groups.iloc[0]
             text += f"; largest loss in {worst.target[6:]} ({worst.mean_diff:+.3f})"
