@@ -68,6 +68,29 @@ def test_param_and_flop_budgets(results: pd.DataFrame, kind: str) -> None:
     assert "ecgscale train" in d["train_command"] and f"--depth {rec.config['depth']}" in d["train_command"]
 
 
+def test_train_command_reproduces_the_studys_training_protocol() -> None:
+    """A study trained with the ptbxl recipe: the recommended model must be trained with the same settings."""
+    from ecgscale.report.recommend import train_flags
+    from ecgscale.train import TrainConfig
+    from ecgscale.train.recipes import RECIPES
+
+    protocol = {**RECIPES["ptbxl"]["train"], "epochs": 2}
+    flags = train_flags(protocol).split()
+    pairs = dict(zip(flags[::2], flags[1::2], strict=False))
+    assert pairs["--crop-s"] == "2.5" and pairs["--eval-stride-s"] == "1.25" and pairs["--eval-aggregate"] == "mean"
+    assert pairs["--epochs"] == "2" and pairs["--schedule"] == "onecycle" and pairs["--patience"] == "0"
+    # every flag is one `ecgscale train` has (parsed by its own CLI without error)
+    from typer.testing import CliRunner
+
+    from ecgscale.cli import app
+
+    res = CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
+    for flag in flags[::2]:
+        assert flag in res.output, flag
+    assert train_flags({}) == ""
+    assert TrainConfig(**protocol).crop_s == 2.5
+
+
 def test_latency_budget_measures_front_configs_once_and_caches(results: pd.DataFrame, tmp_path: Path) -> None:
     calls: list[dict] = []
 

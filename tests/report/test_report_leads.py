@@ -57,6 +57,7 @@ def test_cli_recommend_per_lead_set(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, [*base, "--leads", "I,II", "--json"])
     assert res.exit_code == 0, (res.output, res.exception)
     out = json.loads(res.stdout)
-    assert out["train_command"].endswith("--leads 2")
+    # the study's training protocol (epochs 1) and the lead set are in the command that trains the choice
+    assert " --epochs 1 " in out["train_command"] and " --leads 2 " in out["train_command"]
     res = CliRunner().invoke(app, [*base, "--leads", "6"])
     assert res.exit_code != 0 and "lead sets 12, 2" in str(res.exception)

@@ -80,9 +80,10 @@ def recommend_command(
         n_windows=loaded.record_windows,
         latency_cache=loaded.folder / "latency.json",
     )
-    command = rec.train_command(cache=str(loaded.cache_path or "CACHE"))
+    protocol = dict((loaded.attrs.get("protocol") or {}).get("train") or {})
     if tag != "12":
-        command += f" --leads {tag}"
+        protocol["leads"] = tag
+    command = rec.train_command(cache=str(loaded.cache_path or "CACHE"), train=protocol)
     if as_json:
         console.print_json(json.dumps({"study": study, **rec.to_dict(), "train_command": command}))
         return

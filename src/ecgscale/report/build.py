@@ -288,7 +288,9 @@ def _pareto_section(
     )
 
 
-def _recommendation_section(rec: Recommendation, run_dir: Path | None, cache_path: Path | None) -> Section:
+def _recommendation_section(
+    rec: Recommendation, run_dir: Path | None, cache_path: Path | None, train: Mapping[str, Any] | None = None
+) -> Section:
     tables: list[Table] = [
         Table(
             "Recommended configuration",
@@ -324,7 +326,7 @@ def _recommendation_section(rec: Recommendation, run_dir: Path | None, cache_pat
         f"Chosen as the best validation {rec.metric} on the Pareto front"
         + ("" if rec.budget_kind is None else f" within {rec.budget_kind} ≤ {rec.budget:,.6g}")
         + ".",
-        f"Train it: `{rec.train_command(cache=str(cache_path or 'CACHE'))}`",
+        f"Train it: `{rec.train_command(cache=str(cache_path or 'CACHE'), train=train)}`",
     ]
     if run_dir is not None and (run_dir / "eval_test.json").is_file():
         metrics = read_json(run_dir / "eval_test.json")
@@ -602,7 +604,8 @@ def build_sections(
         sections.append(lead_section)
     sections.append(_search_section(search_compare_dir))
     if rec is not None:
-        sections.append(_recommendation_section(rec, run_dir, ctx.cache_path))
+        protocol = (ctx.attrs.get("protocol") or {}).get("train") or {}
+        sections.append(_recommendation_section(rec, run_dir, ctx.cache_path, protocol))
     sections.append(
         Section(
             "Reproduce",
