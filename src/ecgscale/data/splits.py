@@ -325,7 +325,7 @@ def _fold_numbers(manifest: pd.DataFrame, n: int) -> np.ndarray:
     """The ``fold`` column as integers (0: no fold), zeros when the manifest has none (older caches)."""
     if "fold" not in manifest.columns:
         return np.zeros(n, dtype=np.int64)
-    values = pd.to_numeric(manifest["fold"].replace("", np.nan), errors="coerce").fillna(0)
+    values = pd.to_numeric(manifest["fold"], errors="coerce").fillna(0)  # "" and other non-numbers: no fold
     return values.to_numpy().astype(np.int64)
 
 
