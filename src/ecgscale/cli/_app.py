@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-__all__ = ["app", "console", "disk_error_message", "err_console"]
+__all__ = ["app", "console", "disk_error_message", "err_console", "typed_on_command_line"]
 
 app = typer.Typer(
     name="ecgscale",
@@ -63,3 +63,12 @@ def disk_error_message(exc: BaseException) -> str | None:
     verb = "cannot write" if exc.errno in _WRITE_ONLY else "cannot access"  # a permission error may be a read
     where = f"{verb} {os.fsdecode(exc.filename)}: " if exc.filename is not None else f"{verb}: "
     return f"{where}{reason}; {_DISK_HINTS[exc.errno]}"
+
+
+def typed_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` (its Python parameter name) was given by the user, not left at its default: a
+    recipe fills only the options the user did not type."""
+    from click.core import ParameterSource
+
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from ecgscale.cli._app import app, console
+from ecgscale.cli._app import app, console, typed_on_command_line
 from ecgscale.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -134,18 +134,13 @@ def _sweep_recipe(
     The grid decides the architecture, so the recipe's depth/channels/kernel_size/gap are not used; its other
     model settings (dropout) are.
     """
-    from click.core import ParameterSource
-
     from ecgscale.train import TrainConfig
     from ecgscale.train.recipes import check_preprocess, load_recipe
 
     loaded = load_recipe(recipe)
-    option_of = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "max_minutes": "max_minutes"}
     merged = dict(loaded["train"])
-    for key, value in train.items():
-        source = ctx.get_parameter_source(option_of.get(key, key))
-        typed = source is not None and source not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
-        if typed or key not in merged:
+    for key, value in train.items():  # the overrides' keys are the sweep's option names (epochs, lr, ...)
+        if typed_on_command_line(ctx, key) or key not in merged:
             merged[key] = value
     TrainConfig.from_dict(merged)
     model = {k: v for k, v in loaded["model"].items() if k not in ("depth", "channels", "kernel_size", "gap")}

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from ecgscale.cli._app import app, console, err_console
+from ecgscale.cli._app import app, console, err_console, typed_on_command_line
 from ecgscale.errors import ConfigError
 
 __all__ = ["evaluate", "train"]
@@ -251,16 +251,13 @@ def _apply_recipe(
     ctx: typer.Context, recipe: str, given: dict[str, Any], arch: dict[str, Any], cache: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Recipe values for every option left at its default; options typed on the command line win."""
-    from click.core import ParameterSource
-
     from ecgscale.train.recipes import check_preprocess, load_recipe
 
     loaded = load_recipe(recipe)
     params = {"kernel_size": "kernel", "gap": "no_gap"}
 
     def explicit(key: str) -> bool:
-        src = ctx.get_parameter_source(params.get(key, key))
-        return src is not None and src not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+        return typed_on_command_line(ctx, params.get(key, key))
 
     given = dict(given)
     for key, value in loaded["train"].items():
