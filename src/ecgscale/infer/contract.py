@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ecgscale.data.records import STANDARD_LEADS
 from ecgscale.errors import CheckpointError
 
 __all__ = ["is_run_dir", "run_contract"]
@@ -37,7 +36,7 @@ def _seconds(samples: Any, fs: float) -> float | None:
 
 def run_contract(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The input contract and outputs of a run as a JSON-ready dict (``CheckpointError`` if it is not a run)."""
-    from ecgscale.train.checkpoint import MODEL_FILE, read_run_config
+    from ecgscale.train.checkpoint import CONFIG_FILE, MODEL_FILE, read_run_config, run_lead_set
 
     run = Path(run_dir)
     cfg = read_run_config(run)
@@ -48,7 +47,7 @@ def run_contract(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         )
     fs = float(pre["fs"])
     model = cfg.get("model") or {}
-    leads = cfg.get("leads") or (cfg.get("train") or {}).get("leads") or list(STANDARD_LEADS)
+    leads = list(run_lead_set(cfg, where=run / CONFIG_FILE).names)  # the rule load_run applies, checked the same
     n_leads = int(model.get("n_leads", len(leads)))
     crop = cfg.get("crop")
     windows = cfg.get("eval_windows")
