@@ -64,7 +64,7 @@ def test_ptbxl_fold_roles_via_cli(ptbxl_subset: Path, tmp_path: Path):
 
 def test_drop_unlabelled_leaves_out_exactly_the_records_without_a_task_statement(ptbxl_subset: Path, tmp_path: Path):
     """As the PTB-XL benchmark does per task: records with no form statement are not in the form cache, each one
-    counted as a ``no-label`` skip. The expected set is computed here from the database and statement tables."""
+    counted as a ``no_class`` skip. The expected set is computed here from the database and statement tables."""
     import ast
 
     db = pd.read_csv(ptbxl_subset / "ptbxl_database.csv")
@@ -82,7 +82,7 @@ def test_drop_unlabelled_leaves_out_exactly_the_records_without_a_task_statement
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["n_records"] == int(has_form.sum())
-    assert summary["skipped_by_reason"] == {"no-label": int((~has_form).sum())}
+    assert summary["skipped_by_reason"] == {"no_class": int((~has_form).sum())}
     cache = open_cache(tmp_path / "drop")
     assert (cache.labels.sum(axis=1) > 0).all()
     skipped = pd.read_csv(tmp_path / "drop" / "skipped.csv")

@@ -72,7 +72,7 @@ def prepare(
     drop_unlabelled: bool = typer.Option(
         False,
         "--drop-unlabelled",
-        help="Leave out (counted as skipped, reason no-label) records with no class of the label space, "
+        help="Leave out (counted as skipped, reason no_class) records with no class of the label space, "
         "as the PTB-XL benchmark does for each task.",
     ),
     workers: int | None = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores)."),

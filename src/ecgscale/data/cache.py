@@ -630,7 +630,7 @@ def build_cache(
     parameters is refused with a ``ConfigError`` unless ``rebuild=True``. Bad records are skipped, logged and
     counted by reason; the build fails only if no record at all is usable. ``workers=None`` uses every core;
     ``ptbxl_fs`` picks PTB-XL's 500 Hz or 100 Hz records. ``drop_unlabelled`` leaves out (as counted skips with
-    reason ``no-label``) records with no class of the label space, as the PTB-XL benchmark does per task: its
+    reason ``no_class``) records with no class of the label space, as the PTB-XL benchmark does per task: its
     rhythm and form AUROCs are computed on the records that carry a statement of the task.
 
     The whole check/build/resplit/swap runs under the cache's writer lock (``.<out>.lock`` beside ``out``): a
@@ -754,7 +754,7 @@ def build_cache(
 
 
 def _drop_unlabelled(refs: Sequence[Any], space: LabelSpace, skips: list[SkippedRecord]) -> list[Any]:
-    """Refs with at least one class of ``space``; the others become ``no-label`` skips (counted, never silent)."""
+    """Refs with at least one class of ``space``; the others become ``no_class`` skips (counted, never silent)."""
     kept = []
     for ref in refs:
         codes = ref.extra.get("codes", ())
@@ -762,7 +762,7 @@ def _drop_unlabelled(refs: Sequence[Any], space: LabelSpace, skips: list[Skipped
             kept.append(ref)
             continue
         shown = ", ".join(map(str, codes)) or "none"
-        skips.append(SkippedRecord(str(ref.path), "no-label", f"no class of {space.name} among its codes ({shown})"))
+        skips.append(SkippedRecord(str(ref.path), "no_class", f"no class of {space.name} among its codes ({shown})"))
     n = len(refs) - len(kept)
     if n:
         log.info("%d record(s) without a class of %s left out (drop_unlabelled)", n, space.name)
