@@ -352,3 +352,31 @@ def test_search_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
     res = cli.invoke(app, _search_args(name, studies, 5, "--storage", postgres_url))
     assert res.exit_code == 0, (res.output, res.exception)
     assert _by_state(optuna.load_study(study_name=name, storage=postgres_url)) == {"COMPLETE": 5}
+
+
+def test_search_recipe_sets_training_but_not_what_the_space_samples(tmp_path: Path) -> None:
+    """`--recipe ptbxl` gives every trial the recipe's crops, schedule and windows; typed --epochs wins, and the
+    space still samples lr (the recipe's fixed 1e-2 must not leak into every trial)."""
+    from typer.testing import CliRunner
+
+    from ecgscale.cli import app
+    from ecgscale.study.results import load_study
+    from ecgscale.train.recipes import RECIPES
+
+    args = ["--trials", "3", "--runner", "surrogate", "--studies-dir", str(tmp_path), "--recipe", "ptbxl"]
+    res = CliRunner().invoke(app, ["search", "--study", "rs", "--epochs", "2", *args])
+    assert res.exit_code == 0, res.output
+    st = load_study("rs", None, studies_dir=tmp_path)
+    protocol = st.user_attrs["protocol"]["train"]
+    recipe = RECIPES["ptbxl"]["train"]
+    assert protocol["epochs"] == 2  # typed
+    for key in ("crop_s", "eval_stride_s", "eval_aggregate", "schedule"):
+        assert protocol[key] == recipe[key], key
+    lrs = {t.params["lr"] for t in st.get_trials(deepcopy=False)}
+    assert len(lrs) == 3 and recipe["lr"] not in lrs
+    res = CliRunner().invoke(
+        app, ["search-compare", "--out", str(tmp_path / "cmp"), "--seeds", "1", "--study", "rc", *args]
+    )
+    assert res.exit_code == 0, res.output
+    st = load_study("rc-narrow-s0", None, studies_dir=tmp_path)
+    assert st.user_attrs["protocol"]["train"]["epochs"] == recipe["epochs"]  # not typed: the recipe's

@@ -126,28 +126,49 @@ def _train_overrides(
     return out
 
 
-def _sweep_recipe(
-    ctx: typer.Context, recipe: str, train: dict[str, Any], cache: Any
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train/model settings of a recipe for every trial; options typed on the command line win.
+def _recipe_train(ctx: typer.Context, recipe: str, train: dict[str, Any], cache: Any) -> dict[str, Any]:
+    """A recipe's training settings merged with this command's: options typed on the command line win.
 
-    The grid decides the architecture, so the recipe's depth/channels/kernel_size/gap are not used; its other
-    model settings (dropout) are.
+    Shared by sweep, search and search-compare; a search's space then samples lr, weight decay, batch size and
+    dropout on top (the recipe contributes crops, schedule, windows and epochs).
     """
     from ecgscale.train import TrainConfig
     from ecgscale.train.recipes import check_preprocess, load_recipe
 
     loaded = load_recipe(recipe)
     merged = dict(loaded["train"])
-    for key, value in train.items():  # the overrides' keys are the sweep's option names (epochs, lr, ...)
+    for key, value in train.items():  # the overrides' keys are the commands' option names (epochs, lr, ...)
         if typed_on_command_line(ctx, key) or key not in merged:
             merged[key] = value
     TrainConfig.from_dict(merged)
-    model = {k: v for k, v in loaded["model"].items() if k not in ("depth", "channels", "kernel_size", "gap")}
     if cache is not None:
         for line in check_preprocess(loaded, cache.config):
             console.print(f"[yellow]warning:[/] recipe {recipe}: {line}")
+    return merged
+
+
+def _sweep_recipe(
+    ctx: typer.Context, recipe: str, train: dict[str, Any], cache: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train/model settings of a recipe for every trial of a sweep.
+
+    The grid decides the architecture, so the recipe's depth/channels/kernel_size/gap are not used; its other
+    model settings (dropout) are.
+    """
+    from ecgscale.train.recipes import load_recipe
+
+    merged = _recipe_train(ctx, recipe, train, cache)
+    model = {
+        k: v for k, v in load_recipe(recipe)["model"].items() if k not in ("depth", "channels", "kernel_size", "gap")
+    }
     return merged, model
+
+
+_SEARCH_RECIPE_HELP = (
+    "Train every trial with a recipe's settings (built-in name, e.g. ptbxl, or a TOML file): crops, schedule, "
+    "evaluation windows, epochs; --epochs/--max-minutes typed here override it; the space samples the "
+    "architecture, lr, weight decay, batch size and dropout."
+)
 
 
 @app.command("sweep")
@@ -292,6 +313,7 @@ def analyze_cmd(
 
 @app.command("search")
 def search_cmd(
+    ctx: typer.Context,
     study: str = typer.Option(..., "--study", help="Study name for this search."),
     cache: Path | None = typer.Option(None, "--cache", help="Prepared cache (`ecgscale prepare`)."),
     space: str = typer.Option(
@@ -318,6 +340,7 @@ def search_cmd(
         help="Lead set every trial trains on: 12 (default), 6, 4, 3, 2 or a list such as I,II,V2 (recorded in the "
         "study's protocol; one search per lead set).",
     ),
+    recipe: str | None = typer.Option(None, "--recipe", help=_SEARCH_RECIPE_HELP),
 ) -> None:
     """TPE search over architecture and training hyper-parameters, pruning hopeless trials."""
     from ecgscale.study.search import SearchSettings, resolve_space, run_search
@@ -330,6 +353,8 @@ def search_cmd(
     data = _open_cache(cache, required=runner == "train")
     run_trial, identity = _make_runner(runner, data, progress=False)
     train = _train_overrides(epochs, None, None, max_minutes, device, validate=runner == "train")
+    if recipe is not None:
+        train = _recipe_train(ctx, recipe, train, data)
     if leads is not None:
         from ecgscale.data.leads import parse_leads
 
@@ -359,6 +384,7 @@ def search_cmd(
 
 @app.command("search-compare")
 def search_compare_cmd(
+    ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Output folder for the comparison table, figure and verdict."),
     cache: Path | None = typer.Option(None, "--cache", help="Prepared cache (`ecgscale prepare`)."),
     trials: int = typer.Option(20, "--trials", help="Trial budget per search (equal for both spaces)."),
@@ -374,6 +400,7 @@ def search_compare_cmd(
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda[:N]."),
     threads: int | None = typer.Option(None, "--threads", help="Torch threads."),
     runner: str = typer.Option("train", "--runner", help=_RUNNER_HELP),
+    recipe: str | None = typer.Option(None, "--recipe", help=_SEARCH_RECIPE_HELP),
 ) -> None:
     """Does the narrow space beat the wide one? Equal budgets, several seeds, best-so-far curves, CIs."""
     from ecgscale.study.search import compare_spaces, resolve_space
@@ -389,6 +416,8 @@ def search_compare_cmd(
     data = _open_cache(cache, required=runner == "train")
     run_trial, identity = _make_runner(runner, data, progress=False)
     train = _train_overrides(epochs, None, None, max_minutes, device, validate=runner == "train")
+    if recipe is not None:
+        train = _recipe_train(ctx, recipe, train, data)
     report = compare_spaces(
         [wide_sp, narrow_sp],
         out,
