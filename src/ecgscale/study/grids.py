@@ -14,12 +14,14 @@ Three shapes:
   trained on each lead set. A 12-lead point keeps its key (``D2-C64-K9-gap``), so studies made before lead
   sets existed resume unchanged; other lead sets append ``-L<tag>`` (``D2-C64-K9-gap-L6``, ``...-LI+II+V1``).
 
-A grid is plain data (``to_dict``/``from_dict``) so the study can store it and refuse to resume a different one.
+A grid is plain data (``to_dict``/``from_dict``) so the study can store it and refuse to resume a different one;
+``to_toml`` writes it as a file ``load_grid`` reads back equal.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -206,6 +208,85 @@ class Grid:
             base=None if data.get("base") is None else {k: int(v) for k, v in data["base"].items()},
         )
 
+    def to_toml(self, *, comment: str | None = None) -> str:
+        """The grid as a TOML file that :func:`load_grid` reads back equal: an axes grid as ``base`` + ``vary``,
+        a factorial one as value lists, a ``points`` grid as its list; a lead-set axis as ``leads``, seeds
+        ``0..n-1`` as ``repeats``. ``comment`` opens the file as ``#`` lines.
+
+        Raises ``ConfigError`` for a grid built by hand whose points no file states (a ``kind`` its points do
+        not follow, lead sets that differ between architectures).
+        """
+        n = len(self.seeds)
+        seeds = f"repeats = {n}" if self.seeds == tuple(range(n)) else f"seeds = {_toml(list(self.seeds))}"
+        head = [*(f"# {line}".rstrip() for line in (comment or "").splitlines()), f"name = {_toml(self.name)}", seeds]
+        if self.lead_sets != ["12"]:
+            head.append(f"leads = {_toml(self.lead_sets)}")
+        archs = list(dict.fromkeys(ArchPoint(p.depth, p.channels, p.kernel_size, p.gap) for p in self.points))
+        for body in _toml_shapes(self.kind, self.base, archs):
+            text = "\n".join([*head, "", *body]) + "\n"
+            try:
+                if _grid_from_mapping(tomllib.loads(text), name=self.name, file=None, seeds=None) == self:
+                    return text
+            except ConfigError:  # e.g. an axis left empty: not a shape a file can state
+                continue
+        raise ConfigError(
+            f"grid {self.name!r} ({self.kind}, {len(self.points)} points) cannot be written as a grid file that "
+            "loads back the same",
+            key="points",
+        )
+
+
+def _toml(value: Any) -> str:
+    """One TOML value: a boolean, integer, float (exactly), string, list or inline table."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML value for {value!r} ({type(value).__name__})")
+
+
+def _toml_shapes(kind: str, base: Mapping[str, int] | None, archs: list[ArchPoint]) -> Iterable[list[str]]:
+    """Candidate bodies of a grid file for ``archs`` (12-lead points): :meth:`Grid.to_toml` keeps the first that
+    loads back equal. An axes grid's ``vary`` lists are not stored, only the points they made: tried sorted
+    (how grids are written by hand), then as the points' order shows them."""
+    values = {a: list(dict.fromkeys(getattr(p, a) for p in archs)) for a in AXES}
+    gaps = [f"gap = {_toml(list(dict.fromkeys(p.gap for p in archs)))}"]
+    if kind == "factorial":
+        yield [f"{a} = {_toml(values[a])}" for a in AXES] + gaps
+    elif kind == "axes" and base is not None:
+        on_axis = {a: list(dict.fromkeys(getattr(p, a) for p in archs if _on_axis(p, a, base))) for a in AXES}
+        for vary in ({a: sorted(on_axis[a]) for a in AXES}, _axis_runs(archs, base)):
+            lists = [f"{a} = {_toml(vary[a])}" for a in AXES]
+            yield ["[base]", *(f"{a} = {base[a]}" for a in AXES), "", "[vary]", *lists, *gaps]
+    elif kind == "points":
+        points = [f"  {_toml({a: getattr(p, a) for a in (*AXES, 'gap')})}," for p in archs]
+        tail = [] if base is None else ["", "[base]", *(f"{a} = {base[a]}" for a in AXES)]
+        yield ["points = [", *points, "]", *tail]
+
+
+def _axis_runs(archs: list[ArchPoint], base: Mapping[str, int]) -> dict[str, list[int]]:
+    """Each factor's values as :func:`axes_grid` laid the points out: the depth line first, then the new points
+    of the channel line, then those of the kernel line (the base point goes with the first line through it)."""
+    seq = list(dict.fromkeys(ArchPoint(p.depth, p.channels, p.kernel_size) for p in archs))
+    runs: dict[str, list[int]] = {a: [] for a in AXES}
+    i = 0
+    for axis in AXES:
+        while i < len(seq) and _on_axis(seq[i], axis, base):
+            runs[axis].append(getattr(seq[i], axis))
+            i += 1
+    return {a: runs[a] or [base[a]] for a in AXES}  # a line that added no new point: its base value alone
+
+
+def _on_axis(point: ArchPoint, axis: str, base: Mapping[str, int]) -> bool:
+    """Whether ``point`` lies on the line through ``base`` along ``axis`` (the other two factors at the base)."""
+    return all(getattr(point, a) == base[a] for a in AXES if a != axis)
+
 
 def with_lead_sets(grid: Grid, leads: Sequence[Any] | None, *, file: str | None = None) -> Grid:
     """``grid`` with every architecture trained on each lead set of ``leads`` (None or empty: unchanged).
@@ -265,14 +346,14 @@ def paper_grid(*, seeds: Sequence[int] = (0,)) -> Grid:
     return factorial_grid(PAPER_DEPTHS, PAPER_CHANNELS, PAPER_KERNELS, (True, False), seeds=seeds, name="paper")
 
 
-def _int_list(data: Mapping[str, Any], key: str, *, file: str, prefix: str = "") -> list[int]:
+def _int_list(data: Mapping[str, Any], key: str, *, file: str | None, prefix: str = "") -> list[int]:
     value = data[key]
     if not isinstance(value, list) or not value:
         raise ConfigError(f"got {value!r}; allowed: a non-empty list of integers", file=file, key=prefix + key)
     return [_check_int(v, key, file=file) for v in value]
 
 
-def _gap_list(data: Mapping[str, Any], *, file: str, prefix: str = "") -> list[bool]:
+def _gap_list(data: Mapping[str, Any], *, file: str | None, prefix: str = "") -> list[bool]:
     value = data.get("gap", [True, False])
     if isinstance(value, bool):
         value = [value]
@@ -320,8 +401,11 @@ def load_grid(path: str | Path, *, seeds: Sequence[int] | None = None) -> Grid:
     ``seeds`` (from the command line) wins over the file's ``seeds``/``repeats``.
     """
     path = Path(path)
-    file = str(path)
-    data = _read_mapping(path)
+    return _grid_from_mapping(_read_mapping(path), name=path.stem, file=str(path), seeds=seeds)
+
+
+def _grid_from_mapping(data: Mapping[str, Any], *, name: str, file: str | None, seeds: Sequence[int] | None) -> Grid:
+    """The grid a file's keys describe (``name`` when the file names none); every key and value checked."""
     allowed = {
         "name",
         "depth",
@@ -341,12 +425,12 @@ def load_grid(path: str | Path, *, seeds: Sequence[int] | None = None) -> Grid:
         raise ConfigError(
             f"got {leads!r}; allowed: a list of lead sets such as ['12', '6', '3', '2']", file=file, key="leads"
         )
-    return with_lead_sets(_load_shape(data, path, file, seeds), leads, file=file)
+    return with_lead_sets(_load_shape(data, name, file, seeds), leads, file=file)
 
 
-def _load_shape(data: Mapping[str, Any], path: Path, file: str, seeds: Sequence[int] | None) -> Grid:
+def _load_shape(data: Mapping[str, Any], name: str, file: str | None, seeds: Sequence[int] | None) -> Grid:
     """The architectures of a grid file (factorial, axes or points), before the lead-set axis."""
-    name = str(data.get("name", path.stem))
+    name = str(data.get("name", name))
     if seeds is None:
         if "seeds" in data:
             raw = data["seeds"]
@@ -430,7 +514,7 @@ def _load_shape(data: Mapping[str, Any], path: Path, file: str, seeds: Sequence[
     )
 
 
-def _check_base(base: Any, file: str) -> dict[str, int]:
+def _check_base(base: Any, file: str | None) -> dict[str, int]:
     """The ``base`` table of a grid file: D, C and K of the configuration the axes pass through."""
     if not isinstance(base, dict) or sorted(base) != sorted(AXES):
         raise ConfigError(f"got {base!r}; allowed: a table with depth, channels, kernel_size", file=file, key="base")
@@ -441,7 +525,7 @@ def _check_base(base: Any, file: str) -> dict[str, int]:
     return dict(base)
 
 
-def _raise_int(value: Any, key: str, file: str) -> int:
+def _raise_int(value: Any, key: str, file: str | None) -> int:
     raise ConfigError(f"got {value!r}; allowed: an integer", file=file, key=key)
 
 

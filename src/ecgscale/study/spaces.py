@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecgscale.config import reject_unknown_keys
 from ecgscale.errors import ConfigError
-from ecgscale.study.grids import AXES, _read_mapping
+from ecgscale.study.grids import AXES, _read_mapping, _toml
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -112,6 +112,10 @@ class SearchSpace:
             "dropout": self.dropout.to_dict(),
             "batch_size": list(self.batch_size),
         }
+
+    def to_toml(self) -> str:
+        """The space as a TOML file that :func:`load_space` reads back equal (keys as in :meth:`to_dict`)."""
+        return "".join(f"{key} = {_toml(value)}\n" for key, value in self.to_dict().items())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, file: str | None = None) -> SearchSpace:
