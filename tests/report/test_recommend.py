@@ -68,14 +68,16 @@ def test_param_and_flop_budgets(results: pd.DataFrame, kind: str) -> None:
     assert "ecgscale train" in d["train_command"] and f"--depth {rec.config['depth']}" in d["train_command"]
 
 
-def test_train_command_reproduces_the_studys_training_protocol() -> None:
+def test_train_command_reproduces_the_studys_training_protocol(results: pd.DataFrame) -> None:
     """A study trained with the ptbxl recipe: the recommended model must be trained with the same settings."""
-    from ecgscale.report.recommend import train_flags
+    from ecgscale.commands import command_line, train_options
     from ecgscale.train import TrainConfig
     from ecgscale.train.recipes import RECIPES
 
     protocol = {**RECIPES["ptbxl"]["train"], "epochs": 2}
-    flags = train_flags(protocol).split()
+    flags = command_line("train", **train_options(protocol)).split()[2:]
+    line = recommend(results).train_command(cache="CACHE", out="OUT", train=protocol)
+    assert line.endswith(" ".join(flags) + " --out OUT")
     pairs = dict(zip(flags[::2], flags[1::2], strict=False))
     assert pairs["--crop-s"] == "2.5" and pairs["--eval-stride-s"] == "1.25" and pairs["--eval-aggregate"] == "mean"
     assert pairs["--epochs"] == "2" and pairs["--schedule"] == "onecycle" and pairs["--patience"] == "0"
@@ -87,7 +89,6 @@ def test_train_command_reproduces_the_studys_training_protocol() -> None:
     res = CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
     for flag in flags[::2]:
         assert flag in res.output, flag
-    assert train_flags({}) == ""
     assert TrainConfig(**protocol).crop_s == 2.5
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from ecgscale.commands import command_line
 from ecgscale.errors import StudyError
 from ecgscale.fileio import read_json
 from ecgscale.report.html import Figure, ReportFiles, Section, Table, write_report
@@ -354,25 +355,27 @@ def _recommendation_section(
 def _commands_for(ctx: StudyContext, out: Path, run_dir: Path | None) -> str:
     grid_attrs = ctx.attrs.get("grid") or {}
     grid = grid_attrs.get("name", "axes")
-    grid = grid if grid in ("axes", "paper") else f"GRID_FILE  # the study's grid {grid!r}"
+    built_in = grid in ("axes", "paper")
     protocol = (ctx.attrs.get("protocol") or {}).get("train") or {}
-    extra = "".join(
-        f" --{k.replace('_', '-')} {v}"
-        for k, v in protocol.items()
-        if k in ("epochs", "batch_size", "lr", "max_minutes")
+    sweep_train = {k: v for k, v in protocol.items() if k in ("epochs", "batch_size", "lr", "max_minutes")}
+    study = {"study": ctx.name, "studies_dir": ctx.folder.parent}
+    sweep = command_line(
+        "sweep",
+        cache=ctx.cache_path or "CACHE",
+        study=ctx.name,
+        **sweep_train,
+        repeats=len(grid_attrs.get("seeds") or [0]),
+        studies_dir=ctx.folder.parent,
+        grid=grid if built_in else "GRID_FILE",
     )
-    repeats = len(grid_attrs.get("seeds") or [0])
-    cache = ctx.cache_path or "CACHE"
-    study_dir = ctx.folder.parent
     lines = [
-        f"ecgscale sweep --cache {cache} --study {ctx.name}{extra} --repeats {repeats} --studies-dir {study_dir} "
-        f"--grid {grid}",
-        f"ecgscale analyze --study {ctx.name} --studies-dir {study_dir} --out {out}/analysis",
-        f"ecgscale recommend --study {ctx.name} --studies-dir {study_dir}",
+        sweep if built_in else f"{sweep}  # the study's grid {grid!r}",
+        command_line("analyze", **study, out=f"{out}/analysis"),
+        command_line("recommend", **study),
     ]
     if run_dir is not None:
-        lines.append(f"ecgscale evaluate {run_dir} --split test")
-    lines.append(f"ecgscale report --study {ctx.name} --studies-dir {study_dir} --out {out}")
+        lines.append(command_line("evaluate", run_dir, split="test"))
+    lines.append(command_line("report", **study, out=out))
     return "\n".join(lines)
 
 

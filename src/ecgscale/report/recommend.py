@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ecgscale.commands import train_command
 from ecgscale.errors import ConfigError, StudyError
 from ecgscale.fileio import read_json, write_json_atomic
 
@@ -208,40 +209,6 @@ class LatencyCache:
         return value
 
 
-#: TrainConfig fields that ``ecgscale train`` takes as ``--name value`` options (the rest have no flag or no use
-#: outside a sweep, e.g. ``device``, ``num_workers``).
-_VALUE_FLAGS = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "schedule",
-    "warmup_epochs",
-    "monitor",
-    "crop_s",
-    "eval_stride_s",
-    "eval_aggregate",
-    "leads",
-)
-
-
-def train_flags(train: Mapping[str, Any]) -> str:
-    """``ecgscale train`` options reproducing a study protocol's training settings (leading space, or "")."""
-    parts = []
-    for key in _VALUE_FLAGS:
-        value = train.get(key)
-        if value is None:
-            continue
-        if isinstance(value, list | tuple):
-            value = ",".join(map(str, value))
-        parts.append(f"--{key.replace('_', '-')} {value}")
-    if "patience" in train:
-        parts.append(f"--patience {train['patience'] or 0}")  # None (no early stopping) is 0 on the command line
-    if train.get("pos_weight"):
-        parts.append("--pos-weight")
-    return "".join(f" {p}" for p in parts)
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class Recommendation:
     """The chosen architecture, its expected metric, its costs and what it was compared with."""
@@ -267,12 +234,7 @@ class Recommendation:
     ) -> str:
         """The ``ecgscale train`` line for the chosen architecture; ``train`` (the study's protocol) adds the
         training settings its trials used, so the recommended model is trained as it was measured."""
-        c = self.config
-        gap = "" if c["gap"] else " --no-gap"
-        return (
-            f"ecgscale train --cache {cache} --depth {c['depth']} --channels {c['channels']} "
-            f"--kernel {c['kernel_size']}{gap}{train_flags(train or {})} --out {out}"
-        )
+        return train_command(cache=cache, architecture=self.config, train=train, out=out)
 
     def summary(self) -> str:
         c = self.config
