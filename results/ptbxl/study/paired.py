@@ -1,13 +1,17 @@
 """Paired record-level comparisons between the trials of an ecgscale sweep (docs/real-data.md, the PTB-XL study).
 
-    python results/ptbxl/study/paired.py STUDIES_DIR STUDY CACHE OUT.md [--pairs lead|base|gap] [--resamples 1000]
+    python results/ptbxl/study/paired.py STUDIES_DIR STUDY[,STUDY...] CACHE OUT.md [--pairs lead|base|gap]
+
+STUDY may list several studies trained on the same cache with the same protocol (their trials are pooled by
+configuration key, the first study winning a duplicate): the lead-set scale study pairs its 6- and 2-lead
+trials with the axes study's 12-lead ones.
 
 Every trial saved its fold-9 probabilities (``trials/N/predictions_test.npz``); this script scores each
 comparison on the same records with :func:`ecgscale.metrics.paired.paired_auroc_difference` (the CI of a
 difference, not of each arm; one seed per arm, so the records are the only sampling error we can show):
 
 * ``lead``: each lead set against the 12-lead trial of the same architecture;
-* ``base``: each architecture against the grid's base (GAP);
+* ``base``: each architecture against the grid's base (GAP) on the same lead set;
 * ``gap``: each no-GAP architecture against the same D/C/K with GAP.
 
 Writes a Markdown table to OUT.md and the numbers to OUT.json.
@@ -27,15 +31,14 @@ from ecgscale.study.grids import ArchPoint
 from ecgscale.study.results import load_study
 
 
-def _trials(studies: Path, study: str) -> dict[str, Path]:
-    st = load_study(study, None, studies_dir=studies)
-    out = {}
-    for t in st.get_trials(deepcopy=False):
-        if t.state.name != "COMPLETE":
-            continue
-        run = studies / study / "trials" / str(t.number)
-        if (run / "predictions_test.npz").is_file():
-            out[str(t.params["config"])] = run
+def _trials(studies: Path, names: str) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for study in names.split(","):
+        st = load_study(study, None, studies_dir=studies)
+        for t in st.get_trials(deepcopy=False):
+            run = studies / study / "trials" / str(t.number)
+            if t.state.name == "COMPLETE" and (run / "predictions_test.npz").is_file():
+                out.setdefault(str(t.params["config"]), run)
     return out
 
 
@@ -47,8 +50,11 @@ def _pairs(keys: list[str], kind: str, base: str) -> list[tuple[str, str]]:
             ref = ArchPoint(p.depth, p.channels, p.kernel_size, p.gap).key
         elif kind == "gap" and not p.gap:
             ref = ArchPoint(p.depth, p.channels, p.kernel_size, True, p.leads).key
-        elif kind == "base" and p.gap and k != base:
-            ref = base
+        elif kind == "base" and p.gap:
+            b = ArchPoint.from_key(base)
+            ref = ArchPoint(b.depth, b.channels, b.kernel_size, b.gap, p.leads).key
+            if ref == k:
+                continue
         else:
             continue
         if ref in points:
