@@ -132,7 +132,7 @@ def main() -> None:
     ap.add_argument("--skip-cold", action="store_true")
     args = ap.parse_args()
 
-    from ecgscale.data.cache import _available_cores
+    from ecgscale.data.cache.pool import available_cores as _available_cores
 
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_ptbxl_", dir=REPO / ".pytest_cache") as tmp:

@@ -1,8 +1,9 @@
-"""Atomic file writes, disk errors that name the file, and writer locks.
+"""Atomic file writes, atomic folder replacement, disk errors that name the file, and writer locks.
 
-A crash or kill never leaves a half-written cache, checkpoint or report behind; a full or read-only disk
-becomes an ``OSError`` that names the file being written; two processes never write the same cache or run
-directory at once (:func:`writer_lock`).
+A crash or kill never leaves a half-written cache, checkpoint or report behind (:func:`atomic_path` for a file,
+:func:`staged_folder` for a whole folder); a full or read-only disk becomes an ``OSError`` that names the file
+being written; two processes never write the same cache or run directory at once (:func:`writer_lock`,
+:func:`folder_lock`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import csv
 import errno
 import io
 import json
+import logging
 import os
 import re
+import secrets
+import shutil
 import socket
 import sys
 import tempfile
@@ -25,13 +29,18 @@ from typing import Any
 
 from ecgscale.errors import ConfigError, RecordError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DISK_ERRNOS",
     "as_disk_error",
     "atomic_path",
     "csv_text",
+    "folder_lock",
     "path_within",
     "read_json",
+    "remove_stale_temps",
+    "staged_folder",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -291,3 +300,105 @@ def _holder_text(lock_file: Path) -> str:
         return f"another `{info['action']}` (pid {int(info['pid'])} on host {info['host']}, since {since})"
     except (OSError, ValueError, KeyError, TypeError):  # the holder has not written it yet, or it is foreign
         return f"another process (it holds the lock {lock_file})"
+
+
+def folder_lock(folder: str | os.PathLike[str], *, action: str, hint: str) -> contextlib.AbstractContextManager[None]:
+    """:func:`writer_lock` of ``folder``, on ``.<name>.lock`` beside it (not inside: the folder itself is replaced
+    by :func:`staged_folder`'s rename). Creates the parent folder first; an ``OSError`` doing so is raised as is."""
+    folder = Path(folder)
+    if not folder.parent.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    return writer_lock(folder.parent / f".{folder.name}.lock", guards=folder, action=action, hint=hint)
+
+
+# --------------------------------------------------------------------------------------------------- folders
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new empty folder beside ``out``; on success it replaces ``out`` (:func:`_swap_into_place`).
+
+    On any exception the staged folder is removed and ``out`` is untouched; a disk error is re-raised naming
+    ``out`` (e.g. a write's ENOSPC, which names no file). A process killed meanwhile leaves a ``.<name>.tmp-``
+    (or ``.old-``) folder that :func:`remove_stale_temps` cleans up; call that under ``out``'s lock first.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        tmp.mkdir()
+    except OSError as exc:  # a read-only or full disk: name the folder, not the temporary one
+        raise (as_disk_error(exc, out) or exc) from exc
+    try:
+        yield tmp
+        _swap_into_place(tmp, out)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        disk = as_disk_error(exc, out) if isinstance(exc, Exception) else None
+        if disk is not None and disk is not exc:
+            raise disk from exc
+        raise
+
+
+def remove_stale_temps(out: str | os.PathLike[str], *, action: str, marker: str) -> None:
+    """Clean up after a killed ``action`` (e.g. ``prepare``) that was writing ``out`` with :func:`staged_folder`.
+    Call it with ``out``'s writer lock held, so no live process owns any ``.tmp-``/``.old-`` folder of ``out``
+    (a pid check would be fooled by pid reuse).
+
+    ``.tmp-`` folders are unfinished builds and are removed. An ``.old-`` folder is a complete previous folder
+    moved aside just before the swap (it holds ``marker``, the file a complete folder is written with last): it is
+    put back if ``out`` is missing, else removed.
+    """
+    out = Path(out)
+    for leftover in sorted(out.parent.glob(f".{out.name}.*-*")):
+        kind = leftover.name[len(out.name) + 2 :].partition("-")[0]
+        if kind not in ("tmp", "old"):
+            continue
+        if kind == "old" and not out.exists() and (leftover / marker).is_file():
+            log.warning("restoring %s from %s (a %s was killed while replacing it)", out, leftover, action)
+            os.replace(leftover, out)
+        else:
+            log.info("removing %s left by an interrupted %s", leftover, action)
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished build onto ``out``; an old folder is replaced in one step, deleted only afterwards.
+
+    Why one step: moving the old folder aside and then the new one in leaves a moment with nothing at ``out``
+    (a kill -9 there left "neither", until the next prepare restored the old one). On Linux ``renameat2``
+    exchanges the two folders atomically, so ``out`` is always the old or the new one; the old one, now under
+    the ``.tmp-`` name, is removed afterwards (or by the next :func:`remove_stale_temps` if this process is killed
+    first). Elsewhere, or on a file system without the exchange, the two renames remain, with
+    :func:`remove_stale_temps` as the net.
+    """
+    if out.exists() and _exchange(tmp, out):
+        shutil.rmtree(tmp, ignore_errors=True)
+    elif out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+        os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the OS or file system cannot."""
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # old kernel, or a file system without exchange
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from ecgscale.data import cache as cache_mod
 from ecgscale.data.cache import build_cache, open_cache
+from ecgscale.data.cache import pool as cache_pool
+from ecgscale.data.cache import writer as cache_writer
 from ecgscale.data.labels import cinc2021_scored
 from ecgscale.data.records import STANDARD_LEADS
 from ecgscale.data.splits import SplitConfig
@@ -340,7 +341,7 @@ def test_interrupted_build_keeps_old_cache(small, tmp_path, monkeypatch):
     build_cache(small, out, config=CFG, workers=1, progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     calls = {"n": 0}
-    real = cache_mod._prepare_one
+    real = cache_pool._prepare_one
 
     def exploding(ref):
         calls["n"] += 1
@@ -348,7 +349,7 @@ def test_interrupted_build_keeps_old_cache(small, tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the user pressing Ctrl-C mid-stream
         return real(ref)
 
-    monkeypatch.setattr(cache_mod, "_prepare_one", exploding)
+    monkeypatch.setattr(cache_pool, "_prepare_one", exploding)
     other = PreprocessConfig(fs=50, window_s=5.0, max_store_s=20.0, bandpass=(0.5, 20.0))
     with pytest.raises(KeyboardInterrupt):
         build_cache(small, out, config=other, workers=1, progress=False, rebuild=True)
@@ -366,7 +367,7 @@ def test_interrupt_with_worker_processes_does_not_hang(small, tmp_path, monkeypa
     out = tmp_path / "c"
     build_cache(small, out, config=CFG, workers=1, progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    real = cache_mod._append_block
+    real = cache_writer._append_block
     calls = {"n": 0}
 
     def failing_disk(fh, x):
@@ -375,7 +376,7 @@ def test_interrupt_with_worker_processes_does_not_hang(small, tmp_path, monkeypa
             raise OSError(28, "No space left on device")
         real(fh, x)
 
-    monkeypatch.setattr(cache_mod, "_append_block", failing_disk)
+    monkeypatch.setattr(cache_writer, "_append_block", failing_disk)
     with pytest.raises(OSError, match="No space"):
         build_cache(small, out, config=CFG, workers=2, chunksize=1, progress=False, rebuild=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -490,7 +491,7 @@ def test_label_counts_keep_classes_with_shared_abbreviations():
     from ecgscale.data.labels import tianchi_space
 
     space = tianchi_space(["右束支传导阻滞", "完全性右束支传导阻滞", "窦性心律"])
-    counts = cache_mod._label_counts(
+    counts = cache_writer._label_counts(
         pd.DataFrame({"source": ["a", "a"]}), np.array([[1, 1, 0], [0, 1, 1]], np.uint8), space
     )
     assert counts == {"a": {"RBBB (右束支传导阻滞)": 1, "RBBB (完全性右束支传导阻滞)": 2, "NSR": 1}}

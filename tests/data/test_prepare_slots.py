@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgscale.data import cache as cache_mod
 from ecgscale.data.cache import build_cache
+from ecgscale.data.cache import pool as cache_pool
 from ecgscale.data.transforms import PreprocessConfig
 from ecgscale.data.writers import write_cinc2021
 
@@ -33,7 +33,7 @@ def records(tmp_path):
 @pytest.mark.parametrize("slot_limit", [None, 4096 * 64])  # default slots; slots too small for the long records
 def test_workers_write_the_same_cache_as_one_process(records, tmp_path, monkeypatch, slot_limit):
     if slot_limit is not None:
-        monkeypatch.setattr(cache_mod, "_SLOTS_MAX_BYTES", slot_limit)
+        monkeypatch.setattr(cache_pool, "_SLOTS_MAX_BYTES", slot_limit)
     one = build_cache([records], tmp_path / "one", config=CFG, workers=1, progress=False)
     two = build_cache([records], tmp_path / "two", config=CFG, workers=2, chunksize=1, progress=False)
     assert one.n_records == two.n_records == 14

@@ -15,13 +15,22 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ecgscale.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ecgscale.data.readers.base import Discovery
+    from ecgscale.data.readers.label_table import LabelTable
 
 __all__ = [
     "LABEL_GROUPS",
@@ -30,10 +39,12 @@ __all__ = [
     "TIANCHI_NAME_MAP",
     "LabelClass",
     "LabelSpace",
+    "choose_label_space",
     "cinc2021_all",
     "cinc2021_scored",
     "cinc2021_weights",
     "group_of",
+    "label_spec",
     "ptbxl_group",
     "ptbxl_space",
     "ptbxl_to_snomed",
@@ -464,3 +475,77 @@ def ptbxl_space(
             name = (table[stmt].get("description") or stmt).strip()
             classes.append(LabelClass(stmt, (stmt,), stmt, name, ptbxl_group(stmt), True))
     return LabelSpace(f"ptbxl-{task}", classes)
+
+
+# --------------------------------------------------------------------------------------------------- choice
+_PTBXL_PREFIX = "ptbxl:"
+
+
+def label_spec(labels: str | LabelSpace | LabelTable) -> str:
+    """A string that identifies a label choice (``auto``, ``cinc2021``, ``cinc2021-all``, ``tianchi``,
+    ``ptbxl:<task>``, a ``LabelSpace`` or a user's ``LabelTable``): part of a cache's build parameters."""
+    from ecgscale.data.readers.label_table import LabelTable
+
+    if isinstance(labels, LabelTable):  # its content, not only its path: an edited table means a rebuild
+        return f"table:{labels.path.resolve()}:{labels.digest()}:{labels.map_to or 'user'}"
+    if isinstance(labels, LabelSpace):
+        digest = hashlib.sha256(json.dumps(labels.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        return f"space:{labels.name}:{digest}"
+    if not isinstance(labels, str):
+        raise ConfigError(
+            f"labels {labels!r} must be a LabelSpace or one of auto, cinc2021, tianchi, ptbxl:<task>", key="labels"
+        )
+    if labels in ("auto", "cinc2021", "cinc2021-all", "tianchi") or labels.startswith(_PTBXL_PREFIX):
+        return labels
+    raise ConfigError(
+        f"labels {labels!r} is not allowed (auto, cinc2021, cinc2021-all, tianchi, ptbxl:<task>, or a LabelSpace)",
+        key="labels",
+    )
+
+
+def choose_label_space(spec: str | LabelSpace | LabelTable, discovery: Discovery) -> LabelSpace:
+    """The label space of a build, chosen before any signal is read (so a bad choice fails fast).
+
+    ``auto``: one format → its own space (``readers.default_label_space``: CinC 2021 scored classes, the
+    Tianchi class list, PTB-XL superdiagnostic); several formats → the CinC 2021 scored classes with Tianchi
+    names and PTB-XL statements added as aliases of the matching classes (``cinc2021_scored(aliases=)``).
+    """
+    from ecgscale.data.readers import Discovery, default_label_space
+    from ecgscale.data.readers.label_table import LabelTable
+    from ecgscale.data.readers.ptbxl import PTBXL_STATEMENTS
+
+    if isinstance(spec, LabelSpace):
+        return spec
+    if isinstance(spec, LabelTable):
+        return spec.space(map_to=spec.map_to)
+    formats = {"cinc2021" if f == "wfdb" else f for f in discovery.formats}
+    if spec == "auto":
+        if len(formats) == 1:
+            return default_label_space(discovery)
+        spec = "cinc2021"
+    if spec == "cinc2021":
+        aliases: dict[str, str] = {}
+        if "tianchi" in formats:
+            aliases.update(tianchi_to_snomed())
+        if "ptbxl" in formats:
+            aliases.update(ptbxl_to_snomed())
+        if "code15" in formats:
+            from ecgscale.data.readers.hdf5 import code15_to_snomed
+
+            aliases.update(code15_to_snomed())
+        return cinc2021_scored(aliases=aliases or None)
+    if spec == "cinc2021-all":
+        return cinc2021_all()
+    if spec == "tianchi":
+        tianchi = [r for r in discovery.refs if r.format == "tianchi"]
+        if not tianchi:
+            raise ConfigError("labels 'tianchi' but no Tianchi records were found", key="labels")
+        return default_label_space(Discovery(tianchi, []))
+    task = spec[len(_PTBXL_PREFIX) :]
+    roots = sorted({str(r.extra["root"]) for r in discovery.refs if r.format == "ptbxl" and r.extra.get("root")})
+    if not roots:
+        raise ConfigError(f"labels {spec!r} but no PTB-XL folder (ptbxl_database.csv) was found", key="labels")
+    try:
+        return ptbxl_space(task, Path(roots[0]) / PTBXL_STATEMENTS)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"labels {spec!r}: {exc}", key="labels") from exc

@@ -20,9 +20,11 @@ response, at about four times the CPU cost. Away from the edges version 2 (float
 than 1 % of a lead's standard deviation; near the edges, where both depend on how the unseen signal is guessed,
 version 2's transients are about half as large (``tests/data/test_fft_pipeline.py``).
 
-``preprocess`` returns the stored (uncropped but capped) signal; ``window`` then takes the model's fixed input:
-the centre window for evaluation/prediction, a random window for training (when an ``rng`` is given), zero
-padding at the end for records shorter than the window.
+``preprocess`` returns the stored (uncropped but capped) signal (``to_storage`` rounds it to the cache's storage
+dtype); ``window`` then takes the model's fixed input: the centre window for evaluation/prediction, a random
+window for training (when an ``rng`` is given), zero padding at the end for records shorter than the window.
+That crop rule has one owner, used by the cache, training and prediction alike: ``crop_starts`` says where a
+window starts, ``take_window`` cuts it (or pads a short record).
 """
 
 from __future__ import annotations
@@ -48,15 +50,19 @@ from ecgscale.errors import ConfigError, RecordError
 __all__ = [
     "PIPELINE_VERSION",
     "PreprocessConfig",
+    "crop_starts",
     "normalize_leads",
     "preprocess",
     "preprocess_signal",
     "resample_ratio",
+    "take_window",
+    "to_storage",
     "window",
 ]
 
 #: Bumped whenever the pipeline's arithmetic changes, so old caches and checkpoints are detected by their hash.
 PIPELINE_VERSION = 2  # 2: resampling and band-pass in one float32 FFT (1: resample_poly + sosfiltfilt)
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 _DTYPES = ("float16", "float32")
 _RESAMPLERS = ("fft", "poly")
@@ -371,9 +377,52 @@ def window(signal: np.ndarray, length: int, *, rng: np.random.Generator | None =
         raise ConfigError(f"window length {length} must be at least 1 sample", key="length")
     x = np.asarray(signal)
     n = x.shape[-1]
-    if n >= length:
-        start = (n - length) // 2 if rng is None else int(rng.integers(0, n - length + 1))
-        return np.array(x[..., start : start + length], dtype=np.float32)
-    out = np.zeros((*x.shape[:-1], length), dtype=np.float32)
-    out[..., :n] = x
+    start = int(crop_starts(n, length, rng=rng)) if n >= length else 0  # a short record draws nothing
+    return np.array(take_window(x, length, start), dtype=np.float32)
+
+
+def crop_starts(
+    n_samples: int | np.ndarray,
+    length: int,
+    *,
+    positions: float | np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Where the ``length``-sample window of signals of ``n_samples`` starts: the one crop rule.
+
+    With ``slack = max(n_samples - length, 0)``: the centre ``slack // 2`` by default; ``floor(p * (slack + 1))``
+    for ``positions`` ``p`` in [0, 1) (training's seeded crop positions); uniform integers in ``[0, slack]``
+    drawn from ``rng``. A record shorter than ``length`` starts at 0 and :func:`take_window` pads it at the end.
+    ``n_samples`` and ``positions`` may be scalars or arrays (vectorised); the result is an int64 array.
+    """
+    slack = np.maximum(np.asarray(n_samples, dtype=np.int64) - length, 0)
+    if rng is not None:
+        return rng.integers(0, slack + 1)
+    if positions is not None:
+        return np.floor(np.asarray(positions) * (slack + 1)).astype(np.int64)
+    return slack // 2
+
+
+def take_window(signal: np.ndarray, length: int, start: int = 0, *, out: np.ndarray | None = None) -> np.ndarray:
+    """The ``(..., length)`` window of ``signal`` from ``start`` (see :func:`crop_starts`); a record shorter than
+    ``length`` is zero-padded at the end, so training, evaluation and prediction see padding in the same place.
+
+    Without ``out``: a view when the window fits, else a new array of ``signal``'s dtype. With ``out`` (zeros of
+    shape ``(..., length)``), the window is written into it and ``out`` is returned.
+    """
+    take = min(length, signal.shape[-1] - start)
+    if out is None:
+        if take == length:
+            return signal[..., start : start + length]
+        out = np.zeros((*signal.shape[:-1], length), dtype=signal.dtype)
+    out[..., :take] = signal[..., start : start + take]
     return out
+
+
+def to_storage(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x`` in the cache's storage ``dtype`` (``PreprocessConfig.dtype``): float16 after clipping to its largest
+    finite value (a spike is stored as ±65504, not inf), float32 unchanged. Prediction rounds through it too, so
+    a model sees bit for bit the inputs it was trained and validated on."""
+    if dtype == "float16":
+        return np.clip(x, -_FLOAT16_MAX, _FLOAT16_MAX).astype(np.float16)
+    return x
