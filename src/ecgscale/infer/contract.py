@@ -9,7 +9,6 @@ Only ``config.json`` is read, so the contract of a run whose weights were not sh
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from ecgscale.errors import CheckpointError
@@ -19,15 +18,16 @@ __all__ = ["is_run_dir", "run_contract"]
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a run directory (a ``config.json`` written by ecgscale's trainer)."""
-    from ecgscale.train.checkpoint import CONFIG_FILE, FORMAT, read_run_config
+    from ecgscale.train.rundir import RunDir
 
-    path = Path(path)
-    if not (path / CONFIG_FILE).is_file():
+    run = RunDir(path)
+    if not run.config_file.is_file():
         return False
     try:
-        return read_run_config(path).get("format") == FORMAT
+        run.read_config()  # checks the format
     except CheckpointError:
         return False
+    return True
 
 
 def _seconds(samples: Any, fs: float) -> float | None:
@@ -36,18 +36,18 @@ def _seconds(samples: Any, fs: float) -> float | None:
 
 def run_contract(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The input contract and outputs of a run as a JSON-ready dict (``CheckpointError`` if it is not a run)."""
-    from ecgscale.train.checkpoint import CONFIG_FILE, MODEL_FILE, read_run_config, run_lead_set
+    from ecgscale.train.rundir import RunDir
 
-    run = Path(run_dir)
-    cfg = read_run_config(run)
+    run = RunDir(run_dir)
+    cfg = run.read_config()
     pre = cfg.get("preprocess") or {}
     if not pre:
         raise CheckpointError(
-            f"{run / 'config.json'}: no 'preprocess' entry (trained on in-memory arrays): no file input contract"
+            f"{cfg.path}: no 'preprocess' entry (trained on in-memory arrays): no file input contract"
         )
     fs = float(pre["fs"])
     model = cfg.get("model") or {}
-    leads = list(run_lead_set(cfg, where=run / CONFIG_FILE).names)  # the rule load_run applies, checked the same
+    leads = list(cfg.parse_leads().names)  # the rule load_run applies, checked the same
     n_leads = int(model.get("n_leads", len(leads)))
     crop = cfg.get("crop")
     windows = cfg.get("eval_windows")
@@ -55,8 +55,8 @@ def run_contract(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     classes = [c.get("abbreviation") or c.get("key") for c in space.get("classes", [])]
     band = pre.get("bandpass")
     out: dict[str, Any] = {
-        "run_dir": str(run),
-        "weights_present": (run / MODEL_FILE).is_file(),
+        "run_dir": str(run.path),
+        "weights_present": run.model_file.is_file(),
         "units": "mV",
         "leads": list(leads),
         "n_leads": n_leads,

@@ -28,11 +28,15 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ecgscale.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from ecgscale.data.transforms import PreprocessConfig
+    from ecgscale.train.checkpoint import LoadedRun
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -90,7 +94,7 @@ def _probability_module(model: Any, *, check_length: bool) -> Any:
     return (ProbabilityModel if check_length else TracedProbabilityModel)(net).eval()
 
 
-def model_windows(loaded: Any, preprocess: Any) -> dict[str, Any]:
+def model_windows(loaded: LoadedRun, preprocess: PreprocessConfig) -> dict[str, Any]:
     """The windows the model sees: its training crops when it was trained on crops (``eval_windows`` of the run:
     length, stride, aggregation), else the whole preprocessing window, one per record."""
     spec = loaded.config.get("eval_windows")
@@ -100,7 +104,7 @@ def model_windows(loaded: Any, preprocess: Any) -> dict[str, Any]:
     return {"length": window, "stride": window, "aggregate": "mean"}
 
 
-def export_metadata(loaded: Any, preprocess: Any, *, dynamic_time: bool) -> dict[str, str]:
+def export_metadata(loaded: LoadedRun, preprocess: PreprocessConfig, *, dynamic_time: bool) -> dict[str, str]:
     """The metadata stored with an export: JSON strings keyed as in the module docstring."""
     from ecgscale import __version__
 

@@ -18,11 +18,12 @@ from typing import Any
 import pandas as pd
 
 from ecgscale.commands import command_line
-from ecgscale.errors import StudyError
+from ecgscale.errors import CheckpointError, StudyError
 from ecgscale.fileio import read_json
 from ecgscale.report.html import Figure, ReportFiles, Section, Table, write_report
 from ecgscale.report.recommend import Recommendation, aggregate_configs, pareto_configs, recommend
 from ecgscale.report.tables import label_prevalence_table, records_per_source_table
+from ecgscale.train.rundir import RunDir
 
 __all__ = ["StudyContext", "build_report", "build_sections", "headline_metrics", "load_study", "run_metrics_tables"]
 
@@ -55,14 +56,14 @@ class StudyContext:
         return max(1, math.ceil(_RECORD_SECONDS / (self.window_s or _RECORD_SECONDS) - 1e-9))
 
 
-def _run_config(results: pd.DataFrame) -> dict[str, Any]:
+def _run_config(results: pd.DataFrame) -> Mapping[str, Any]:
     """``config.json`` of the first trial run directory that still exists (it names the cache and fs)."""
     for run_dir in results.get("run_dir", pd.Series(dtype=object)).dropna():
-        path = Path(str(run_dir)) / "config.json"
-        if path.is_file():
+        run = RunDir(str(run_dir))
+        if run.config_file.is_file():
             try:
-                return dict(read_json(path))
-            except (OSError, ValueError):
+                return run.read_config()
+            except CheckpointError:
                 continue
     return {}
 
@@ -329,8 +330,9 @@ def _recommendation_section(
         + ".",
         f"Train it: `{rec.train_command(cache=str(cache_path or 'CACHE'), train=train)}`",
     ]
-    if run_dir is not None and (run_dir / "eval_test.json").is_file():
-        metrics = read_json(run_dir / "eval_test.json")
+    eval_file = None if run_dir is None else RunDir(run_dir).eval_file("test")
+    if eval_file is not None and eval_file.is_file():
+        metrics = read_json(eval_file)
         t = run_metrics_tables(metrics)
         n_boot = metrics.get("n_bootstrap", headline_metrics(metrics).get("n_bootstrap"))
         paras.append(

@@ -1,17 +1,8 @@
-"""Run directories: weights in safetensors, everything else in JSON, every file written atomically. No pickle.
+"""Checkpoint files of a run directory: weights in safetensors, every file written atomically. No pickle.
 
-A run directory holds
-
-- ``config.json``: model config, train config, label space, preprocessing config and its hash, the per-class
-  thresholds tuned on the validation split, best epoch/score, ecgscale version and git SHA;
-- ``model.safetensors``: the best weights (by the monitored validation metric);
-- ``last.safetensors``: the resume state in ONE file (weights ``model.*``, optimiser tensors ``optim.*``,
-  and the JSON train state: epoch, step, history, scheduler and scaler state, in the safetensors metadata),
-  so a kill at any moment leaves either the previous or the new state, never a mix;
-- ``train_state.json``: a readable copy of that train state;
-- ``metrics.jsonl`` / ``metrics.csv``: one row per epoch;
-- ``.ecgscale.lock`` (+ ``.json``): the writer lock of a training process, held for its whole run, so a second
-  ``ecgscale train`` into the same directory is refused (``ecgscale.fileio.writer_lock``).
+The layout of a run directory and its ``config.json`` belong to :mod:`ecgscale.train.rundir`; this module reads and
+writes its safetensors files (``model.safetensors``, the resume state ``last.safetensors``) and loads a whole run
+back for prediction (:func:`load_run`).
 """
 
 from __future__ import annotations
@@ -25,22 +16,24 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ecgscale.errors import CheckpointError
-from ecgscale.fileio import atomic_path, read_json, write_json_atomic
+from ecgscale.fileio import atomic_path
+from ecgscale.train.rundir import FORMAT, FORMAT_VERSION, LAST_FILE, LOCK_FILE, MODEL_FILE, RunConfig, RunDir
+
+if TYPE_CHECKING:
+    from ecgscale.data.labels import LabelSpace
+    from ecgscale.data.leads import LeadSet
+    from ecgscale.data.transforms import PreprocessConfig
 
 __all__ = [
-    "CONFIG_FILE",
-    "FORMAT",
-    "FORMAT_VERSION",
-    "LAST_FILE",
+    "LAST_FILE",  # the file names are ecgscale.train.rundir's, kept importable from here
     "LOCK_FILE",
     "MODEL_FILE",
-    "STATE_FILE",
     "LoadedRun",
     "git_sha",
     "load_resume_state",
@@ -48,20 +41,11 @@ __all__ = [
     "load_weights",
     "read_run_config",
     "remove_partial_writes",
-    "run_lead_set",
     "save_resume_state",
     "save_weights",
 ]
 
 log = logging.getLogger(__name__)
-
-FORMAT = "ecgscale-run"
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.safetensors"
-LAST_FILE = "last.safetensors"
-STATE_FILE = "train_state.json"
-LOCK_FILE = ".ecgscale.lock"
 
 
 def _meta(kind: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -188,33 +172,9 @@ def git_sha() -> str | None:
     return sha if out.returncode == 0 and len(sha) == 40 else None
 
 
-def write_run_config(run_dir: str | os.PathLike[str], config: Mapping[str, Any]) -> None:
-    write_json_atomic(Path(run_dir) / CONFIG_FILE, dict(config))
-
-
-def read_run_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``config.json`` of a run, checked to be an ecgscale run config."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not Path(run_dir).is_dir():
-        raise CheckpointError(f"{run_dir}: run directory does not exist")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing; {run_dir} is not an ecgscale run directory")
-    try:
-        cfg = read_json(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        got = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
-        raise CheckpointError(f"{path}: not an ecgscale run config (format={got!r}, expected {FORMAT!r})")
-    if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: written by a newer ecgscale (format_version={cfg['format_version']}, "
-            f"this version reads <= {FORMAT_VERSION})"
-        )
-    for key in ("model", "label_space"):
-        if key not in cfg:
-            raise CheckpointError(f"{path}: missing key {key!r}")
-    return cfg
+def read_run_config(run_dir: str | os.PathLike[str]) -> RunConfig:
+    """``config.json`` of a run, checked to be an ecgscale run config (``RunDir(run_dir).read_config()``)."""
+    return RunDir(run_dir).read_config()
 
 
 @dataclass(frozen=True)
@@ -222,12 +182,12 @@ class LoadedRun:
     """A trained run ready to predict: the model in eval mode on CPU, and what it needs to be used honestly."""
 
     model: torch.nn.Module
-    config: dict[str, Any]
-    label_space: Any  # ecgscale.data.labels.LabelSpace
-    preprocess: Any  # ecgscale.data.transforms.PreprocessConfig, or None for runs trained on in-memory arrays
+    config: RunConfig
+    label_space: LabelSpace
+    preprocess: PreprocessConfig | None  # None for runs trained on in-memory arrays
     thresholds: np.ndarray
     run_dir: Path
-    leads: Any = None  # ecgscale.data.leads.LeadSet the model takes (all 12 for runs written before lead sets)
+    leads: LeadSet  # the lead set the model takes (all 12 for runs written before lead sets)
 
 
 def build_model_from_config(model_config: Mapping[str, Any]) -> torch.nn.Module:
@@ -239,26 +199,25 @@ def build_model_from_config(model_config: Mapping[str, Any]) -> torch.nn.Module:
 
 def load_run(run_dir: str | os.PathLike[str], *, weights: str = MODEL_FILE) -> LoadedRun:
     """Load a run directory for prediction; every problem is a ``CheckpointError`` that names the file."""
-    from ecgscale.data.labels import LabelSpace
-
-    run = Path(run_dir)
-    cfg = read_run_config(run)
-    if not isinstance(cfg["model"], Mapping):
+    run = RunDir(run_dir)
+    cfg = run.read_config()
+    if cfg.model is None:
         raise CheckpointError(
-            f"{run / CONFIG_FILE}: 'model' holds no model config (the run was trained on a "
+            f"{cfg.path}: 'model' holds no model config (the run was trained on a "
             "custom network; load its weights with load_weights)"
         )
     try:
-        model = build_model_from_config(cfg["model"])
+        model = build_model_from_config(cfg.model)
     except Exception as exc:
-        raise CheckpointError(f"{run / CONFIG_FILE}: cannot rebuild the model from 'model' ({exc})") from exc
-    state, meta = load_weights(run / weights)
-    saved_epoch, best_epoch = meta.get("epoch"), cfg.get("best_epoch")
+        raise CheckpointError(f"{cfg.path}: cannot rebuild the model from 'model' ({exc})") from exc
+    weights_file = run.path / weights
+    state, meta = load_weights(weights_file)
+    saved_epoch, best_epoch = meta.get("epoch"), cfg.best_epoch
     if weights == MODEL_FILE and saved_epoch is not None and "best_epoch" in cfg and str(best_epoch) != saved_epoch:
         # The best weights are written just before config.json: a kill between the two leaves weights of a newer
         # epoch beside the thresholds of the older best one. Predicting with that mix would be silently wrong.
         raise CheckpointError(
-            f"{run / weights}: holds the weights of epoch {saved_epoch} but {run / CONFIG_FILE} describes best "
+            f"{weights_file}: holds the weights of epoch {saved_epoch} but {cfg.path} describes best "
             f"epoch {best_epoch} (the run was stopped while saving); finish it with `ecgscale train --resume`"
         )
     if weights == LAST_FILE:
@@ -266,56 +225,20 @@ def load_run(run_dir: str | os.PathLike[str], *, weights: str = MODEL_FILE) -> L
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
-            f"{run / weights}: weights do not fit the model in config.json (missing {list(result.missing_keys)[:5]}"
+            f"{weights_file}: weights do not fit the model in config.json (missing {list(result.missing_keys)[:5]}"
             f", unexpected {list(result.unexpected_keys)[:5]}); the checkpoint belongs to another model"
         )
     model.eval()
-    try:
-        label_space = LabelSpace.from_dict(cfg["label_space"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{run / CONFIG_FILE}: invalid 'label_space' ({exc})") from exc
-    preprocess = None
-    if cfg.get("preprocess"):
-        from ecgscale.data.transforms import PreprocessConfig
-
-        preprocess = PreprocessConfig.from_dict(cfg["preprocess"])
-    thr = cfg.get("thresholds")
-    thresholds = np.full(len(label_space), 0.5) if thr is None else np.asarray(thr, dtype=np.float64)
-    if thresholds.shape != (len(label_space),):
-        raise CheckpointError(f"{run / CONFIG_FILE}: {thresholds.size} thresholds for {len(label_space)} classes")
-    leads = run_lead_set(cfg, where=run / CONFIG_FILE)
+    label_space = cfg.parse_label_space()
     return LoadedRun(
         model=model,
         config=cfg,
         label_space=label_space,
-        preprocess=preprocess,
-        thresholds=thresholds,
-        run_dir=run,
-        leads=leads,
+        preprocess=cfg.parse_preprocess(),
+        thresholds=cfg.parse_thresholds(len(label_space)),
+        run_dir=run.path,
+        leads=cfg.parse_leads(),
     )
-
-
-def run_lead_set(cfg: Mapping[str, Any], *, where: str | os.PathLike[str] = CONFIG_FILE) -> Any:
-    """The lead set of a run's ``config.json`` (``leads``, else ``train.leads``; neither: all 12 leads), checked
-    against the model's ``n_leads``; a ``CheckpointError`` naming the file otherwise."""
-    from ecgscale.data.leads import parse_leads
-    from ecgscale.errors import ConfigError
-
-    raw = cfg.get("leads")
-    if raw is None and isinstance(cfg.get("train"), Mapping):
-        raw = cfg["train"].get("leads")
-    try:
-        leads = parse_leads(raw)
-    except ConfigError as exc:
-        raise CheckpointError(f"{where}: invalid 'leads' ({exc})") from None
-    model = cfg.get("model")
-    n_leads = model.get("n_leads", 12) if isinstance(model, Mapping) else None
-    if n_leads is not None and int(n_leads) != len(leads):
-        raise CheckpointError(
-            f"{where}: the model takes {n_leads} leads but the run's lead set is {len(leads)} leads "
-            f"({', '.join(leads.names)})"
-        )
-    return leads
 
 
 def _json_default(obj: Any) -> Any:

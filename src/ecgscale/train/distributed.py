@@ -116,19 +116,18 @@ def spawn_train(
 
 def result_from_run_dir(run_dir: str | os.PathLike[str]) -> TrainResult:
     """Rebuild the :class:`TrainResult` of a finished run from its files (``train_state.json`` and friends)."""
-    from ecgscale.train import checkpoint as ckpt
+    from ecgscale.train.rundir import RunDir
 
-    run = Path(run_dir)
-    path = run / ckpt.STATE_FILE
+    run = RunDir(run_dir)
+    path = run.state_file
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; the run did not complete an epoch")
     state = json.loads(path.read_text(encoding="utf-8"))
-    cfg = json.loads((run / ckpt.CONFIG_FILE).read_text(encoding="utf-8"))
-    metrics_path = run / "val_metrics.json"
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))["metrics"] if metrics_path.exists() else {}
+    cfg = run.read_config()
+    metrics = run.read_val_metrics() or {}
     train_s = float(state.get("train_step_seconds") or 0.0)
     return TrainResult(
-        run_dir=run,
+        run_dir=run.path,
         best_epoch=int(state.get("best_epoch") or 0),
         best_score=float("nan") if state.get("best_score") is None else float(state["best_score"]),
         val_metrics=metrics,

@@ -10,33 +10,37 @@ Thresholds are never tuned on the evaluated split: they come from ``config.json`
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ecgscale.errors import CheckpointError, ConfigError
 from ecgscale.fileio import atomic_path, csv_text, write_json_atomic, write_text_atomic
-from ecgscale.train.checkpoint import load_run
+from ecgscale.train.checkpoint import LoadedRun, load_run
 from ecgscale.train.data import CacheSource
-from ecgscale.train.trainer import _jsonable, _sigmoid, predict_logits, resolve_device, resolve_precision
-from ecgscale.train.windows import WindowSpec
+from ecgscale.train.device import resolve_device, resolve_precision
+from ecgscale.train.rundir import RunConfig, RunDir
+from ecgscale.train.trainer import _jsonable, _sigmoid, predict_logits
 
-__all__ = ["evaluate_run", "per_label_rows", "run_windows"]
+if TYPE_CHECKING:
+    from ecgscale.data.cache import EcgCache
+    from ecgscale.data.labels import LabelSpace
+
+__all__ = ["evaluate_run", "per_label_rows"]
 
 log = logging.getLogger(__name__)
 
 
-def _open_cache_for(run_dir: Path, cfg: Mapping[str, Any], cache: Any) -> Any:
+def _open_cache_for(run_dir: Path, cfg: RunConfig, cache: EcgCache | str | os.PathLike[str] | None) -> EcgCache:
     from ecgscale.data.cache import open_cache
 
     if cache is None:
-        path = cfg.get("cache")
+        path = cfg.cache
         if not path:
             raise ConfigError(f"{run_dir}/config.json names no cache; pass cache= (--cache)", key="cache")
         if not Path(path).exists():
@@ -47,22 +51,7 @@ def _open_cache_for(run_dir: Path, cfg: Mapping[str, Any], cache: Any) -> Any:
     return cache
 
 
-def run_windows(cfg: Mapping[str, Any], *, aggregate: str | None = None) -> WindowSpec | None:
-    """The evaluation windows recorded in a run's ``config.json`` (None: one centre window), optionally with
-    another aggregation."""
-    raw = cfg.get("eval_windows")
-    spec = None if raw is None else WindowSpec.from_dict(raw)
-    if aggregate is not None:
-        if spec is None:
-            window = cfg.get("window")
-            if window is None:
-                raise ConfigError("the run records no window length; cannot aggregate windows", key="aggregate")
-            spec = WindowSpec(length=int(window))  # one window per record: mean and max coincide
-        spec = dataclasses.replace(spec, aggregate=aggregate)
-    return spec
-
-
-def per_label_rows(metrics: Mapping[str, Any], label_space: Any) -> list[dict[str, Any]]:
+def per_label_rows(metrics: Mapping[str, Any], label_space: LabelSpace) -> list[dict[str, Any]]:
     """The per-label table of ``compute_metrics`` as rows (class index, key, abbreviation, group, scores)."""
     table = metrics.get("per_label")
     rows: list[dict[str, Any]]
@@ -83,7 +72,7 @@ def evaluate_run(
     run_dir: str | os.PathLike[str],
     *,
     split: str = "test",
-    cache: Any = None,
+    cache: EcgCache | str | os.PathLike[str] | None = None,
     n_bootstrap: int = 200,
     batch_size: int = 256,
     device: str = "auto",
@@ -111,11 +100,12 @@ def evaluate_run(
     """
     from ecgscale.metrics import compute_metrics
 
-    run = Path(run_dir)
+    run_files = RunDir(run_dir)
+    run = run_files.path
     loaded = load_run(run)
     cfg = loaded.config
     cache = _open_cache_for(run, cfg, cache)
-    want_hash = cfg.get("preprocess_hash")
+    want_hash = cfg.preprocess_hash
     if want_hash and cache.preprocess_hash != want_hash:
         raise ConfigError(
             f"cache {cache.path} was preprocessed differently (hash {cache.preprocess_hash}) from the "
@@ -135,9 +125,9 @@ def evaluate_run(
         raise ConfigError(f"cache {cache.path} has no records in split {split!r}", key="split")
     if source.window != cfg.get("window", source.window):
         raise CheckpointError(f"{run}: trained on {cfg.get('window')}-sample windows, cache gives {source.window}")
-    spec = run_windows(cfg, aggregate=aggregate)
+    spec = cfg.parse_eval_windows(aggregate=aggregate)
     dev = resolve_device(device)
-    _, amp_dtype, _ = resolve_precision(precision, dev)
+    amp_dtype = resolve_precision(precision, dev).amp_dtype
     model = loaded.model.to(dev)
     logits = predict_logits(model, source, batch_size=batch_size, device=dev, amp_dtype=amp_dtype, windows=spec)
     probs = _sigmoid(logits)
@@ -154,7 +144,7 @@ def evaluate_run(
     per_label = per_label_rows(metrics, loaded.label_space)
     sources = cache.manifest["source"].to_numpy()[source.rows].astype(str) if by_source or save_predictions else None
     if save_predictions:
-        path = run / f"predictions_{split}.npz"
+        path = run_files.predictions_file(split)
         with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(fh, index=source.rows, prob=probs.astype(np.float32), source=sources)
     result = {
@@ -166,9 +156,9 @@ def evaluate_run(
         "model": cfg.get("model"),
         "leads": list(loaded.leads.names),
         "n_params": int(sum(p.numel() for p in model.parameters())),
-        "best_epoch": cfg.get("best_epoch"),
+        "best_epoch": cfg.best_epoch,
         "thresholds": loaded.thresholds.tolist(),
-        "thresholds_source": cfg.get("thresholds_source", "val"),
+        "thresholds_source": cfg.thresholds_source,
         "window": "centre" if spec is None else "sliding",
         "eval_windows": None if spec is None else spec.to_dict(),
         "n_bootstrap": n_bootstrap,
@@ -183,21 +173,18 @@ def evaluate_run(
         assert sources is not None
         result["per_source"] = _per_source(y, probs, sources, loaded, min_records=min_source_records)
     if write:
-        own = run_windows(cfg)
+        own = cfg.parse_eval_windows()
         # a re-scoring under another aggregation is an analysis beside the run's own evaluation, never over it
-        stem = (
-            f"eval_{split}"
-            if spec is None or own is None or spec.aggregate == own.aggregate
-            else f"eval_{split}_{spec.aggregate}"
-        )
-        write_json_atomic(run / f"{stem}.json", result)
-        write_text_atomic(run / f"{stem}_per_label.csv", _csv(per_label))
-        log.info("wrote %s", run / f"{stem}.json")
+        other = None if spec is None or own is None or spec.aggregate == own.aggregate else spec.aggregate
+        out = run_files.eval_file(split, aggregate=other)
+        write_json_atomic(out, result)
+        write_text_atomic(run_files.eval_file(split, aggregate=other, per_label=True), _csv(per_label))
+        log.info("wrote %s", out)
     return result
 
 
 def _per_source(
-    y: np.ndarray, probs: np.ndarray, sources: np.ndarray, loaded: Any, *, min_records: int
+    y: np.ndarray, probs: np.ndarray, sources: np.ndarray, loaded: LoadedRun, *, min_records: int
 ) -> dict[str, dict[str, Any]]:
     """Scalar metrics of each source with at least ``min_records`` records, from the split's one prediction."""
     from ecgscale.metrics import compute_metrics

@@ -19,11 +19,14 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from ecgscale.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from ecgscale.data.labels import LabelSpace
 
 __all__ = ["init_from_run", "is_head_parameter", "optimizer_groups", "parent_model_config"]
 
@@ -99,7 +102,7 @@ def init_from_run(
     model: nn.Module,
     run_dir: str | Path,
     *,
-    label_space: Any,
+    label_space: LabelSpace,
     preprocess_hash: str | None = None,
     freeze_trunk: bool = False,
     trunk_lr_factor: float = 1.0,
@@ -108,7 +111,8 @@ def init_from_run(
 
     Raises ``CheckpointError`` for an unreadable parent and ``ConfigError`` for another architecture.
     """
-    from ecgscale.train.checkpoint import MODEL_FILE, load_run
+    from ecgscale.train.checkpoint import load_run
+    from ecgscale.train.rundir import MODEL_FILE
 
     run = Path(run_dir)
     if not (run / MODEL_FILE).is_file():
@@ -165,10 +169,9 @@ def init_from_run(
 
 def parent_model_config(run_dir: str | Path) -> Mapping[str, Any]:
     """The model config of a run directory (``config.json``'s ``model``), to build a child of the same shape."""
-    from ecgscale.train.checkpoint import read_run_config
+    from ecgscale.train.rundir import RunDir
 
-    cfg = read_run_config(run_dir)
-    model = cfg.get("model")
-    if not isinstance(model, Mapping):
-        raise CheckpointError(f"{Path(run_dir) / 'config.json'}: no model config to fine-tune from")
-    return model
+    cfg = RunDir(run_dir).read_config()
+    if cfg.model is None:
+        raise CheckpointError(f"{cfg.path}: no model config to fine-tune from")
+    return cfg.model

@@ -6,17 +6,23 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecgscale.errors import ConfigError
 from ecgscale.train.config import TrainConfig
 from ecgscale.train.data import CacheSource
 from ecgscale.train.trainer import DistContext, EpochCallback, Trainer, TrainResult, eval_windows_of
 
+if TYPE_CHECKING:
+    from ecgscale.data.cache import EcgCache
+    from ecgscale.models import ResNet1d, ResNet1dConfig
+
 __all__ = ["build_model", "train_run"]
 
 
-def build_model(model_config: Any, *, n_classes: int, window: int, seed: int, n_leads: int = 12) -> Any:
+def build_model(
+    model_config: ResNet1dConfig | Mapping[str, Any], *, n_classes: int, window: int, seed: int, n_leads: int = 12
+) -> ResNet1d:
     """The network of ``model_config`` for ``n_classes`` outputs, checked against ``window`` input samples.
 
     ``n_leads`` is the size of the run's lead set (``TrainConfig.leads``): a config left at the default 12 input
@@ -50,8 +56,8 @@ def build_model(model_config: Any, *, n_classes: int, window: int, seed: int, n_
 
 
 def train_run(
-    cache: Any,
-    model_config: Any,
+    cache: EcgCache | str | os.PathLike[str],
+    model_config: ResNet1dConfig | Mapping[str, Any],
     train_config: TrainConfig,
     out_dir: str | os.PathLike[str],
     *,
@@ -64,7 +70,7 @@ def train_run(
 
     ``cache`` is an ``EcgCache`` or its path. With ``train_config.crop_s`` the model is built for (and, without
     GAP, must have ``input_length`` equal to) the crop length in samples, ``round(crop_s * fs)``.
-    The run directory is described in ``ecgscale.train.checkpoint``;
+    The run directory is described in ``ecgscale.train.rundir``;
     ``resume=True`` continues an interrupted run from its last checkpoint (same final metrics as an
     uninterrupted run). ``epoch_callback(epoch, val_metrics)`` (the ``compute_metrics`` dict plus ``val_loss`` and
     the monitored value under its config name, e.g. ``"challenge"``) runs after each epoch's checkpoint is written

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import torch
@@ -32,26 +32,33 @@ from ecgscale.fileio import csv_text, write_json_atomic, write_text_atomic, writ
 from ecgscale.train import checkpoint as ckpt
 from ecgscale.train.config import TrainConfig
 from ecgscale.train.data import BatchSource, DatasetSource, as_source, crop_batch, crop_positions, epoch_order
+from ecgscale.train.device import Precision, autocast, resolve_device, resolve_precision
+from ecgscale.train.rundir import RunConfig, RunDir
 from ecgscale.train.schedule import build_scheduler
+from ecgscale.train.state import TrainState, stop_reason
 from ecgscale.train.windows import WindowSpec, aggregate_logits
+
+if TYPE_CHECKING:
+    from ecgscale.data.labels import LabelSpace
 
 __all__ = [
     "MONITOR_KEYS",
     "DistContext",
     "NonFiniteLossError",
+    "TrainData",
     "TrainResult",
     "Trainer",
     "eval_windows_of",
     "model_input_length",
     "pos_weight_from_labels",
     "predict_logits",
-    "resolve_device",
-    "resolve_precision",
 ]
 
 log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
+#: What a Trainer trains or validates on: a ``BatchSource``, an ``(x, y)`` pair of arrays, or a map-style dataset.
+TrainData: TypeAlias = BatchSource | tuple[np.ndarray, np.ndarray] | torch.utils.data.Dataset
 
 #: ``TrainConfig.monitor`` → key of the ``compute_metrics`` result (``val_loss`` is added by the trainer).
 MONITOR_KEYS = {
@@ -122,49 +129,6 @@ class TrainResult:
     epochs_run: int = 0
 
 
-def resolve_device(name: str, dist: DistContext | None = None) -> torch.device:
-    """``auto`` → the local CUDA device if there is one, else CPU; under DDP the process's local GPU."""
-    local = dist.local_rank if dist is not None else 0
-    if name == "auto":
-        return torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"got {name!r} but no CUDA device is available; use 'auto' or 'cpu'", key="train.device")
-        if dev.index is None:
-            dev = torch.device("cuda", local)
-    return dev
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Whether the CPU has bf16 dot-product instructions (AVX-512 BF16 or AMX); unknown (no /proc/cpuinfo): True.
-
-    Without them bf16 autocast is emulated and much slower than fp32: on a 2-core AVX2 machine a D2-C64-K9
-    training step took 2.7x the fp32 time (docs/training.md).
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return True
-
-
-def resolve_precision(name: str, device: torch.device) -> tuple[str, torch.dtype | None, bool]:
-    """``(precision, autocast dtype or None, use GradScaler)``; ``auto`` = bf16 on CPUs with native bf16
-    instructions (fp32 on other CPUs), fp16 + scaler on CUDA."""
-    if name == "auto":
-        name = "fp16" if device.type == "cuda" else ("bf16" if cpu_has_fast_bf16() else "fp32")
-    if name == "fp32":
-        return name, None, False
-    if name == "bf16":
-        return name, torch.bfloat16, False
-    return name, torch.float16, True
-
-
 def pos_weight_from_labels(labels: np.ndarray, max_weight: float) -> torch.Tensor:
     """BCE positive weight per class: negatives/positives in the training labels, clipped to [1, max_weight].
 
@@ -209,7 +173,7 @@ def predict_logits(
             # (n_windows * B, leads, length), window-major: row w * B + b is window w of record b.
             x = torch.cat([x[..., s : s + windows.length] for s in starts])
         x = x.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with autocast(device, amp_dtype):
             logits = model(x)
         z = logits.float().cpu().numpy()
         if windows is not None:
@@ -283,6 +247,93 @@ def model_input_length(config: TrainConfig, fs: float | None, window: int) -> in
     return int(window) if spec is None else int(spec.length)
 
 
+@dataclass
+class _Clock:
+    """Wall time of a run across resumptions: ``elapsed_before`` seconds in earlier processes, then this fit's."""
+
+    t_start: float
+    budget_s: float | None
+    elapsed_before: float = 0.0
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t_start
+
+    def over_budget(self) -> bool:
+        return self.budget_s is not None and self.elapsed() > self.budget_s
+
+
+class _Display:
+    """The fit's rich progress bar (``None``: epoch lines go to the log on the main process, nowhere elsewhere)."""
+
+    def __init__(self, bar: Any, *, main: bool) -> None:
+        self.bar = bar
+        self.main = main
+        self.task: Any = None
+
+    def start(self, steps_per_epoch: int) -> None:
+        if self.bar is not None:
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=steps_per_epoch, loss=float("nan"), val="")
+
+    def new_epoch(self, epoch: int, epochs: int, *, steps_per_epoch: int, completed: int) -> None:
+        if self.bar is not None:
+            self.bar.reset(
+                self.task, total=steps_per_epoch, completed=completed, description=f"epoch {epoch + 1}/{epochs}"
+            )
+
+    def step(self, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, loss=loss)
+
+    def epoch_done(self, message: str, *, val: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, val=val)
+            self.bar.console.print(message, highlight=False)
+        elif self.main:
+            log.info(message)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@dataclass
+class _Fit:
+    """What one ``fit`` works with: device and precision, the model (``train_model``: its DDP wrapper, if any),
+    optimiser, schedule, scaler and loss, the run directory's base config, the clock and the display."""
+
+    device: torch.device
+    precision: Precision
+    model: nn.Module
+    train_model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    steps_per_epoch: int
+    global_batch: int
+    clock: _Clock
+    run_config: RunConfig | None = None  # None: no files are written (in memory, or not the main process)
+    display: _Display | None = None
+    tensorboard: Any = None
+    best_metrics: dict[str, Any] | None = None  # validation metrics of this fit's best epoch
+
+    @property
+    def cuda_devices(self) -> list[torch.device]:
+        return [self.device] if self.device.type == "cuda" else []
+
+
+@dataclass(frozen=True, slots=True)
+class _Validation:
+    """One epoch's validation: the metrics (with ``val_loss`` and the monitored value), thresholds tuned on it."""
+
+    metrics: dict[str, Any]
+    thresholds: np.ndarray
+    score: float
+    val_loss: float
+    seconds: float
+
+
 class Trainer:
     """Fits ``model`` on any training/validation data yielding ``(x (leads, L), y (K,))``.
 
@@ -295,11 +346,11 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        label_space: Any,
+        label_space: LabelSpace,
         config: TrainConfig,
         *,
-        train_data: Any,
-        val_data: Any,
+        train_data: TrainData,
+        val_data: TrainData,
         out_dir: str | os.PathLike[str] | None = None,
         run_info: Mapping[str, Any] | None = None,
         progress: bool = True,
@@ -316,11 +367,16 @@ class Trainer:
         self.eval_windows = eval_windows_of(config, fs, int(self.val_source.window or 0))
         self.crop = None if self.eval_windows is None else self.eval_windows.length
         self.out_dir = None if out_dir is None else Path(out_dir)
+        self.run_dir = None if out_dir is None else RunDir(out_dir)
         self.run_info = dict(run_info or {})
         self.progress = progress
         self.epoch_callback = epoch_callback
         self.dist = dist or DistContext()
-        self._tb = None
+
+    @property
+    def _writes_files(self) -> bool:
+        """Whether this process writes the run directory (there is one, and under DDP rank 0 owns it)."""
+        return self.run_dir is not None and self.dist.is_main
 
     # ------------------------------------------------------------------ checks
     def _check_inputs(self, device: torch.device) -> None:
@@ -372,9 +428,9 @@ class Trainer:
                 )
 
     def _check_out_dir(self, resume: bool) -> None:
-        if self.out_dir is None or resume:
+        if self.run_dir is None or resume:
             return
-        if (self.out_dir / ckpt.CONFIG_FILE).exists() or (self.out_dir / ckpt.LAST_FILE).exists():
+        if self.run_dir.holds_run():
             raise ConfigError(
                 f"{self.out_dir} already holds a run; resume it (resume=True / --resume) or choose "
                 "another output directory",
@@ -382,80 +438,112 @@ class Trainer:
             )
 
     # ------------------------------------------------------------------ files
-    def _config_json(self, state: Mapping[str, Any], precision: str, device: torch.device) -> dict[str, Any]:
-        from ecgscale import __version__
-
+    def _base_run_config(self, precision: Precision, device: torch.device) -> RunConfig | None:
+        """``config.json`` as the run starts; ``None`` when this process writes no files."""
+        if self.run_dir is None or not self.dist.is_main:
+            return None
         model_cfg = getattr(self.model, "config", None)
-        cfg: dict[str, Any] = {
-            "format": ckpt.FORMAT,
-            "format_version": ckpt.FORMAT_VERSION,
-            "ecgscale_version": __version__,
-            "git_sha": self._git_sha,
-            "model": model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else None,
-            "train": self.config.to_dict(),
-            "label_space": self.label_space.to_dict() if hasattr(self.label_space, "to_dict") else None,
-            "thresholds": state.get("best_thresholds"),
-            "thresholds_source": "val",
-            "best_epoch": state.get("best_epoch"),
-            "best_score": state.get("best_score"),
-            "monitor": self.config.monitor,
-            "status": state.get("status"),
-            "stop_reason": state.get("stop_reason"),
-            "precision": precision,
-            "device": str(device),
-            "world_size": self.dist.world_size,
-            "window": self.train_source.window,
-            "crop": self.crop,
-            "eval_windows": None if self.eval_windows is None else self.eval_windows.to_dict(),
-            "n_train": len(self.train_source),
-            "n_val": len(self.val_source),
-        }
-        for k, v in self.run_info.items():
-            cfg.setdefault(k, v)
-            if k in ("model", "preprocess", "preprocess_hash", "cache"):
-                cfg[k] = v
-        return cfg
+        return RunConfig.for_training(
+            model=model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else None,
+            train=self.config,
+            label_space=self.label_space.to_dict() if hasattr(self.label_space, "to_dict") else None,
+            precision=precision.name,
+            device=str(device),
+            world_size=self.dist.world_size,
+            window=self.train_source.window,
+            crop=self.crop,
+            eval_windows=None if self.eval_windows is None else self.eval_windows.to_dict(),
+            n_train=len(self.train_source),
+            n_val=len(self.val_source),
+            git_sha=ckpt.git_sha(),
+            run_info=self.run_info,
+            path=self.run_dir.config_file,
+        )
+
+    def _write_run_config(self, fx: _Fit, state: TrainState) -> None:
+        if self.run_dir is None or fx.run_config is None:
+            return
+        self.run_dir.write_config(
+            fx.run_config.with_progress(
+                thresholds=state.best_thresholds,
+                best_epoch=state.best_epoch,
+                best_score=state.best_score,
+                status=state.status,
+                stop_reason=state.stop_reason,
+            )
+        )
 
     def _write_metrics(self, history: list[dict[str, Any]]) -> None:
-        assert self.out_dir is not None
+        if self.run_dir is None:
+            raise ValueError("_write_metrics needs a run directory")
         lines = "".join(json.dumps(_jsonable(row)) + "\n" for row in history)
-        write_text_atomic(self.out_dir / "metrics.jsonl", lines)
-        write_text_atomic(self.out_dir / "metrics.csv", csv_text(history))
+        write_text_atomic(self.run_dir.metrics_jsonl_file, lines)
+        write_text_atomic(self.run_dir.metrics_csv_file, csv_text(history))
 
-    def _save_resume(self, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-        if self.out_dir is None or not self.dist.is_main:
+    def _resume_dict(self, fx: _Fit, state: TrainState) -> dict[str, Any]:
+        """The train state as saved for resumption: with the scheduler's and scaler's state."""
+        out = state.to_dict()
+        out["scheduler"] = json.loads(json.dumps(fx.scheduler.state_dict(), default=_plain))
+        out["scaler"] = fx.scaler.state_dict() if fx.scaler.is_enabled() else {}
+        return out
+
+    def _save_resume(self, fx: _Fit, state: TrainState) -> None:
+        saved = self._resume_dict(fx, state)
+        if self.run_dir is None or not self.dist.is_main:
             return
-        for name, p in model.state_dict().items():
+        for name, p in fx.model.state_dict().items():
             if p.is_floating_point() and not torch.isfinite(p).all():
                 raise NonFiniteLossError(
-                    f"parameter {name!r} became non-finite at epoch {state['epoch'] + 1}, step {state['step']}; "
+                    f"parameter {name!r} became non-finite at epoch {state.epoch + 1}, step {state.step}; "
                     f"training stopped and the last good checkpoint in {self.out_dir} is kept",
-                    epoch=state["epoch"] + 1,
-                    step=state["step"],
+                    epoch=state.epoch + 1,
+                    step=state.step,
                     run_dir=self.out_dir,
                 )
-        ckpt.save_resume_state(self.out_dir / ckpt.LAST_FILE, model.state_dict(), optimizer.state_dict(), state)
-        write_json_atomic(self.out_dir / ckpt.STATE_FILE, state)
+        ckpt.save_resume_state(self.run_dir.last_file, fx.model.state_dict(), fx.optimizer.state_dict(), saved)
+        write_json_atomic(self.run_dir.state_file, saved)
+
+    def _write_epoch_files(self, fx: _Fit, state: TrainState, epoch: int, v: _Validation, improved: bool) -> None:
+        """The best weights and their validation metrics (when improved), config, resume state and metrics."""
+        if self.run_dir is None or not self.dist.is_main:
+            return
+        if improved:
+            ckpt.save_weights(
+                self.run_dir.model_file,
+                fx.model.state_dict(),
+                kind="weights",
+                metadata={"epoch": str(epoch + 1), "score": repr(v.score)},
+            )
+            write_json_atomic(
+                self.run_dir.val_metrics_file,
+                {"epoch": epoch + 1, "monitor": self.config.monitor, "metrics": _jsonable(v.metrics)},
+            )
+        self._write_run_config(fx, state)
+        self._save_resume(fx, state)
+        self._write_metrics(state.history)
+        if fx.tensorboard is not None:
+            for k, val in state.history[-1].items():
+                if isinstance(val, int | float) and not isinstance(val, bool) and k != "epoch" and val is not None:
+                    fx.tensorboard.add_scalar(k, val, epoch + 1)
 
     # ------------------------------------------------------------------ main loop
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train until the last epoch, early stopping or the time budget; see the module docstring.
 
-        The run directory is locked for the whole fit (``ckpt.LOCK_FILE``): a second process training (or
+        The run directory is locked for the whole fit (``RunDir.lock_file``): a second process training (or
         resuming) into the same directory is refused at once with a ``ConfigError`` naming the first.
         """
-        cfg = self.config
-        with self._run_dir_lock(), _deterministic(cfg.deterministic):
-            return self._fit(cfg, resume)
+        with self._run_dir_lock(), _deterministic(self.config.deterministic):
+            return self._fit(resume)
 
     @contextlib.contextmanager
     def _run_dir_lock(self) -> Iterator[None]:
-        if self.out_dir is None or not self.dist.is_main:  # DDP: rank 0 owns the files
+        if self.run_dir is None or not self.dist.is_main:  # DDP: rank 0 owns the files
             yield
             return
-        out = self.out_dir
+        out = self.run_dir.path
         created = not out.exists()
-        lock = out / ckpt.LOCK_FILE
+        lock = self.run_dir.lock_file
         try:
             with writer_lock(
                 lock, guards=out, action="ecgscale train", hint="wait for it to finish or choose another --out"
@@ -467,17 +555,59 @@ class Trainer:
                 shutil.rmtree(out, ignore_errors=True)
             raise
 
-    def _fit(self, cfg: TrainConfig, resume: bool) -> TrainResult:
+    def _fit(self, resume: bool) -> TrainResult:
+        cfg = self.config
+        fx = self._prepare(resume)
+        state = TrainState.new(cfg, steps_per_epoch=fx.steps_per_epoch)
+        if resume:
+            loaded = self._load_resume(fx)
+            if loaded is not None:
+                state = loaded
+                if state.finished:
+                    log.info("run in %s is already finished; nothing to resume", self.out_dir)
+                    if self.run_dir is not None and self.dist.is_main:
+                        # The files written after the final resume state (state copy, metrics) lag it if the run
+                        # was killed between them; they are derived from it, so rewrite them.
+                        write_json_atomic(self.run_dir.state_file, self._resume_dict(fx, state))
+                        self._write_metrics(state.history)
+                    return self._result(state, fx)
+        fx.clock.elapsed_before = float(state.elapsed_seconds)
+
+        if self.run_dir is not None and self.dist.is_main:
+            self.run_dir.path.mkdir(parents=True, exist_ok=True)
+            self._write_run_config(fx, state)
+            fx.tensorboard = self._open_tensorboard()
+
+        fx.display = _Display(
+            self._progress() if (self.progress and self.dist.is_main) else None, main=self.dist.is_main
+        )
+        try:
+            fx.display.start(fx.steps_per_epoch)
+            for epoch in range(state.epoch, cfg.epochs):
+                t_epoch = time.perf_counter()
+                out_of_time = self._train_epoch(fx, state, epoch)
+                self._end_epoch(fx, state, epoch, out_of_time=out_of_time, epoch_seconds=time.perf_counter() - t_epoch)
+                if state.finished:
+                    break
+        finally:
+            fx.display.stop()
+            if fx.tensorboard is not None:
+                fx.tensorboard.close()
+                fx.tensorboard = None
+        return self._result(state, fx)
+
+    def _prepare(self, resume: bool) -> _Fit:
+        """Resolve device and precision, check the inputs and the output directory, build optimiser and schedule."""
+        cfg, dist = self.config, self.dist
         t_start = time.perf_counter()
-        dist = self.dist
-        device = resolve_device(cfg.device, dist)
-        precision, amp_dtype, use_scaler = resolve_precision(cfg.precision, device)
+        device = resolve_device(cfg.device, local_rank=dist.local_rank)
+        precision = resolve_precision(cfg.precision, device)
         self._check_out_dir(resume)
-        if self.out_dir is not None and dist.is_main and self.out_dir.is_dir():
-            ckpt.remove_partial_writes(self.out_dir)  # a killed predecessor's temp files (fit holds the dir's lock)
+        if self.run_dir is not None and dist.is_main and self.run_dir.path.is_dir():
+            ckpt.remove_partial_writes(self.run_dir.path)  # a killed predecessor's temp files (fit holds the lock)
         self.model.to(device)
         self._check_inputs(device)
-        self._git_sha = ckpt.git_sha() if dist.is_main and self.out_dir is not None else None
+        run_config = self._base_run_config(precision, device)
 
         model = self.model
         train_model: nn.Module = model
@@ -490,168 +620,111 @@ class Trainer:
             train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
         n_train = len(self.train_source)
-        global_batch = min(cfg.batch_size, n_train)
         steps_per_epoch = max(n_train // cfg.batch_size, 1)  # a last incomplete batch is dropped
         pos_weight = pos_weight_from_labels(self.train_source.labels, cfg.pos_weight_max) if cfg.pos_weight else None
         criterion = nn.BCEWithLogitsLoss(pos_weight=None if pos_weight is None else pos_weight.to(device))
+        optimizer = torch.optim.AdamW(self._optimizer_groups(model), lr=cfg.lr)
+        return _Fit(
+            device=device,
+            precision=precision,
+            model=model,
+            train_model=train_model,
+            criterion=criterion,
+            optimizer=optimizer,
+            scheduler=build_scheduler(optimizer, cfg, steps_per_epoch),
+            scaler=torch.amp.GradScaler(device.type, enabled=precision.use_scaler),
+            steps_per_epoch=steps_per_epoch,
+            global_batch=min(cfg.batch_size, n_train),
+            clock=_Clock(t_start, None if cfg.max_minutes is None else cfg.max_minutes * 60.0),
+            run_config=run_config,
+        )
 
+    def _optimizer_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        cfg = self.config
         if cfg.trunk_lr_factor != 1.0:  # fine-tuning with a slower trunk: its own groups (ecgscale.train.finetune)
             from ecgscale.train.finetune import optimizer_groups
 
-            groups = optimizer_groups(
+            return optimizer_groups(
                 model, lr=cfg.lr, weight_decay=cfg.weight_decay, trunk_lr_factor=cfg.trunk_lr_factor
             )
-        else:  # frozen parameters (requires_grad=False) are left out
-            decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-            no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-            groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-        scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-        scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        # frozen parameters (requires_grad=False) are left out
+        decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+        no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+        return [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
-        state: dict[str, Any] = {
-            "epoch": 0,
-            "step": 0,
-            "global_step": 0,
-            "status": "running",
-            "stop_reason": None,
-            "best_epoch": None,
-            "best_score": None,
-            "best_thresholds": None,
-            "bad_epochs": 0,
-            "history": [],
-            "loss_sum": 0.0,
-            "loss_count": 0,
-            "train_step_seconds": 0.0,
-            "train_cpu_seconds": 0.0,
-            "records_trained": 0,
-            "elapsed_seconds": 0.0,
-            "steps_per_epoch": steps_per_epoch,
-            "train_config": cfg.to_dict(),
-            "seed": cfg.seed,
-        }
-        if resume:
-            loaded = self._load_resume(model, optimizer, scheduler, scaler, cfg, steps_per_epoch)
-            if loaded is not None:
-                state = loaded
-                if state["status"] == "finished":
-                    log.info("run in %s is already finished; nothing to resume", self.out_dir)
-                    if self.out_dir is not None and dist.is_main:
-                        # The files written after the final resume state (state copy, metrics) lag it if the run
-                        # was killed between them; they are derived from it, so rewrite them.
-                        write_json_atomic(self.out_dir / ckpt.STATE_FILE, self._with_sched(state, scheduler, scaler))
-                        self._write_metrics(state["history"])
-                    return self._result(state, precision, device)
-        elapsed_before = float(state["elapsed_seconds"])
+    def _train_epoch(self, fx: _Fit, state: TrainState, epoch: int) -> bool:
+        """Train ``epoch`` from ``state.step`` on; returns whether the time budget ran out (the epoch then stops)."""
+        cfg = self.config
+        order = epoch_order(len(self.train_source), cfg.seed, epoch)
+        fx.train_model.train()
+        display = fx.display
+        if display is not None:
+            display.new_epoch(epoch, cfg.epochs, steps_per_epoch=fx.steps_per_epoch, completed=state.step)
+        t_step, c_step = time.perf_counter(), time.process_time()
+        for step, x, y in self._epoch_batches(order, epoch, state.step, fx.steps_per_epoch, fx.global_batch):
+            stats = self._train_step(fx, state, epoch, step, x, y)
+            state.add_step(
+                step,
+                loss_sum=float(stats[0]),
+                n_records=int(stats[1]),
+                seconds=time.perf_counter() - t_step,
+                cpu_seconds=time.process_time() - c_step,
+            )
+            t_step, c_step = time.perf_counter(), time.process_time()
+            if display is not None:
+                display.step(state.train_loss)
+            if stats[3] > 0:
+                return True
+            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < fx.steps_per_epoch:
+                state.elapsed_seconds = fx.clock.elapsed()
+                self._save_resume(fx, state)
+        return False
 
-        if self.out_dir is not None and dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.write_run_config(self.out_dir, self._config_json(state, precision, device))
-            self._open_tensorboard()
+    def _train_step(
+        self, fx: _Fit, state: TrainState, epoch: int, step: int, x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """One optimiser step; returns ``[loss * n, n, non-finite loss?, over budget?]`` summed over processes.
 
-        budget_s = None if cfg.max_minutes is None else cfg.max_minutes * 60.0
-        progress = self._progress() if (self.progress and dist.is_main) else None
-        task = None
-        cuda_devices = [device] if device.type == "cuda" else []
-        try:
-            if progress is not None:
-                progress.start()
-                task = progress.add_task("train", total=steps_per_epoch, loss=float("nan"), val="")
-            out_of_time = False
-            for epoch in range(state["epoch"], cfg.epochs):
-                order = epoch_order(n_train, cfg.seed, epoch)
-                train_model.train()
-                if progress is not None:
-                    progress.reset(
-                        task,
-                        total=steps_per_epoch,
-                        completed=state["step"],
-                        description=f"epoch {epoch + 1}/{cfg.epochs}",
-                    )
-                t_epoch = time.perf_counter()
-                t_step, c_step = time.perf_counter(), time.process_time()
-                for step, x, y in self._epoch_batches(order, epoch, state["step"], steps_per_epoch, global_batch):
-                    x = x.to(device, non_blocking=True)
-                    y = y.to(device, non_blocking=True)
-                    with torch.random.fork_rng(devices=cuda_devices):
-                        torch.manual_seed(_step_seed(cfg.seed, epoch, step, dist.rank))
-                        with torch.autocast(
-                            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-                        ):
-                            logits = train_model(x)
-                        loss = criterion(logits.float(), y)
-                        over = budget_s is not None and (elapsed_before + time.perf_counter() - t_start) > budget_s
-                        stats = torch.tensor(
-                            [
-                                float(loss.detach()) * len(y),
-                                float(len(y)),
-                                0.0 if torch.isfinite(loss).item() else 1.0,
-                                float(over),
-                            ],
-                            dtype=torch.float64,
-                        )
-                        if dist.enabled:
-                            import torch.distributed as tdist
+        Dropout masks are drawn from a generator seeded by ``(seed, epoch, step, rank)``; the caller's RNG is
+        restored afterwards.
+        """
+        cfg, dist = self.config, self.dist
+        x = x.to(fx.device, non_blocking=True)
+        y = y.to(fx.device, non_blocking=True)
+        with torch.random.fork_rng(devices=fx.cuda_devices):
+            torch.manual_seed(_step_seed(cfg.seed, epoch, step, dist.rank))
+            with autocast(fx.device, fx.precision.amp_dtype):
+                logits = fx.train_model(x)
+            loss = fx.criterion(logits.float(), y)
+            over = fx.clock.over_budget()
+            stats = torch.tensor(
+                [
+                    float(loss.detach()) * len(y),
+                    float(len(y)),
+                    0.0 if torch.isfinite(loss).item() else 1.0,
+                    float(over),
+                ],
+                dtype=torch.float64,
+            )
+            if dist.enabled:
+                import torch.distributed as tdist
 
-                            stats = stats.to(device)
-                            tdist.all_reduce(stats)
-                            stats = stats.cpu()
-                        if stats[2] > 0:
-                            self._diverged(state, epoch, step, "loss")
-                        optimizer.zero_grad(set_to_none=True)
-                        scaler.scale(loss).backward()
-                    if cfg.grad_clip is not None:
-                        scaler.unscale_(optimizer)
-                        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                        if not use_scaler and not torch.isfinite(norm):
-                            self._diverged(state, epoch, step, "gradient norm")
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    state["loss_sum"] += float(stats[0])
-                    state["loss_count"] += int(stats[1])
-                    state["global_step"] += 1
-                    state["step"] = step + 1
-                    state["records_trained"] += int(stats[1])
-                    state["train_step_seconds"] += time.perf_counter() - t_step
-                    state["train_cpu_seconds"] += time.process_time() - c_step
-                    t_step, c_step = time.perf_counter(), time.process_time()
-                    if progress is not None:
-                        progress.update(task, advance=1, loss=state["loss_sum"] / max(state["loss_count"], 1))
-                    if stats[3] > 0:
-                        out_of_time = True
-                        break
-                    if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps_per_epoch:
-                        state["elapsed_seconds"] = elapsed_before + time.perf_counter() - t_start
-                        self._save_resume(model, optimizer, self._with_sched(state, scheduler, scaler))
-                train_seconds_epoch = time.perf_counter() - t_epoch
-                self._end_epoch(
-                    epoch,
-                    state,
-                    model,
-                    optimizer,
-                    scheduler,
-                    scaler,
-                    criterion,
-                    device,
-                    amp_dtype,
-                    out_of_time,
-                    train_seconds_epoch,
-                    progress,
-                    task,
-                    elapsed_before,
-                    t_start,
-                    precision,
-                )
-                if state["status"] == "finished":
-                    break
-        finally:
-            if progress is not None:
-                progress.stop()
-            if self._tb is not None:
-                self._tb.close()
-                self._tb = None
-        return self._result(state, precision, device)
+                stats = stats.to(fx.device)
+                tdist.all_reduce(stats)
+                stats = stats.cpu()
+            if stats[2] > 0:
+                self._diverged(state, epoch, step, "loss")
+            fx.optimizer.zero_grad(set_to_none=True)
+            fx.scaler.scale(loss).backward()
+        if cfg.grad_clip is not None:
+            fx.scaler.unscale_(fx.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(fx.model.parameters(), cfg.grad_clip)
+            if not fx.precision.use_scaler and not torch.isfinite(norm):
+                self._diverged(state, epoch, step, "gradient norm")
+        fx.scaler.step(fx.optimizer)
+        fx.scaler.update()
+        fx.scheduler.step()
+        return stats
 
     def _epoch_batches(
         self, order: np.ndarray, epoch: int, start: int, steps: int, global_batch: int
@@ -689,41 +762,26 @@ class Trainer:
             x, y = source.batch(rows, positions) if self.crop is None else source.batch(rows, positions, self.crop)
             yield step, x, y
 
-    def _end_epoch(
-        self,
-        epoch: int,
-        state: dict[str, Any],
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        scaler: Any,
-        criterion: nn.Module,
-        device: torch.device,
-        amp_dtype: torch.dtype | None,
-        out_of_time: bool,
-        epoch_seconds: float,
-        progress: Any,
-        task: Any,
-        elapsed_before: float,
-        t_start: float,
-        precision: str,
-    ) -> None:
-        """Validate, keep the best weights and thresholds, decide on stopping, write the epoch's files."""
+    # ------------------------------------------------------------------ model selection
+    def _validate(self, fx: _Fit) -> _Validation:
+        """Predict the validation data, tune thresholds on it and compute the metrics and the monitored score."""
         from ecgscale.metrics import compute_metrics, tune_thresholds
 
         cfg = self.config
         t_val = time.perf_counter()
         logits = predict_logits(
-            model,
+            fx.model,
             self.val_source,
             batch_size=cfg.batch_size,
-            device=device,
-            amp_dtype=amp_dtype,
+            device=fx.device,
+            amp_dtype=fx.precision.amp_dtype,
             windows=self.eval_windows,
         )
         y_val = self.val_source.labels
         with torch.no_grad():
-            val_loss = float(criterion(torch.from_numpy(logits).to(device), torch.from_numpy(y_val).to(device)))
+            val_loss = float(
+                fx.criterion(torch.from_numpy(logits).to(fx.device), torch.from_numpy(y_val).to(fx.device))
+            )
         probs = _sigmoid(logits)
         thresholds = np.asarray(tune_thresholds(y_val, probs), dtype=np.float64)
         metrics = dict(compute_metrics(y_val, probs, thresholds=thresholds, label_space=self.label_space))
@@ -731,96 +789,45 @@ class Trainer:
         score = metrics.get(MONITOR_KEYS[cfg.monitor])
         score = float("nan") if score is None else float(score)
         metrics.setdefault(cfg.monitor, score)  # callbacks can always read the monitored value by its config name
-        best = state["best_score"]
-        improved = best is None or (
-            math.isfinite(score) and (not math.isfinite(best) or (score > best if cfg.maximize else score < best))
-        )
-        if improved:
-            state["best_score"] = score
-            state["best_epoch"] = epoch + 1
-            state["best_thresholds"] = thresholds.tolist()
-            state["bad_epochs"] = 0
-        else:
-            state["bad_epochs"] += 1
-        train_loss = state["loss_sum"] / max(state["loss_count"], 1)
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
-        row["val_loss"] = val_loss
-        row.update({f"val_{k}": metrics[k] for k in _HISTORY_METRICS if metrics.get(k) is not None})
+        return _Validation(metrics, thresholds, score, val_loss, time.perf_counter() - t_val)
+
+    def _end_epoch(self, fx: _Fit, state: TrainState, epoch: int, *, out_of_time: bool, epoch_seconds: float) -> None:
+        """Validate, keep the best weights and thresholds, decide on stopping, write the epoch's files."""
+        cfg = self.config
+        v = self._validate(fx)
+        improved = state.select(v.score, v.thresholds.tolist(), epoch=epoch, maximize=cfg.maximize)
+        train_loss = state.train_loss
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": v.val_loss}
+        row.update({f"val_{k}": v.metrics[k] for k in _HISTORY_METRICS if v.metrics.get(k) is not None})
         row.update(
             {
-                "lr": float(optimizer.param_groups[0]["lr"]),
+                "lr": float(fx.optimizer.param_groups[0]["lr"]),
                 "improved": bool(improved),
                 "epoch_seconds": epoch_seconds,
-                "val_seconds": time.perf_counter() - t_val,
-                "records_per_s": state["loss_count"] / epoch_seconds if epoch_seconds > 0 else float("nan"),
+                "val_seconds": v.seconds,
+                "records_per_s": state.loss_count / epoch_seconds if epoch_seconds > 0 else float("nan"),
             }
         )
-        state["history"].append(_jsonable(row))
-        stop_reason = None
-        if out_of_time:
-            stop_reason = "time_budget"
-        elif cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
-            stop_reason = "early_stopping"
-        elif epoch + 1 >= cfg.epochs:
-            stop_reason = "completed"
-        state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_count=0)
-        if stop_reason is not None:
-            state["status"] = "finished"
-            state["stop_reason"] = stop_reason
-        state["elapsed_seconds"] = elapsed_before + time.perf_counter() - t_start
-
-        if self.out_dir is not None and self.dist.is_main:
-            if improved:
-                ckpt.save_weights(
-                    self.out_dir / ckpt.MODEL_FILE,
-                    model.state_dict(),
-                    kind="weights",
-                    metadata={"epoch": str(epoch + 1), "score": repr(score)},
-                )
-                write_json_atomic(
-                    self.out_dir / "val_metrics.json",
-                    {"epoch": epoch + 1, "monitor": cfg.monitor, "metrics": _jsonable(metrics)},
-                )
-            ckpt.write_run_config(self.out_dir, self._config_json(state, precision, device))
-            self._save_resume(model, optimizer, self._with_sched(state, scheduler, scaler))
-            self._write_metrics(state["history"])
-            if self._tb is not None:
-                for k, v in state["history"][-1].items():
-                    if isinstance(v, int | float) and not isinstance(v, bool) and k != "epoch" and v is not None:
-                        self._tb.add_scalar(k, v, epoch + 1)
+        state.history.append(_jsonable(row))
+        stop = stop_reason(cfg, epoch=epoch, bad_epochs=state.bad_epochs, out_of_time=out_of_time)
+        state.end_epoch(epoch, stop=stop, elapsed_seconds=fx.clock.elapsed())
+        self._write_epoch_files(fx, state, epoch, v, improved)
         if improved:
-            self._best_metrics = _jsonable(metrics)
-        msg = (
-            f"epoch {epoch + 1}/{cfg.epochs}: train_loss {train_loss:.4f}, val_loss {val_loss:.4f}, "
-            f"{cfg.monitor} {score:.4f}{' *' if improved else ''}"
-        )
-        if progress is not None:
-            progress.update(task, val=f"{cfg.monitor} {score:.3f}")
-            progress.console.print(msg, highlight=False)
-        elif self.dist.is_main:
-            log.info(msg)
+            fx.best_metrics = _jsonable(v.metrics)
+        if fx.display is not None:
+            fx.display.epoch_done(
+                f"epoch {epoch + 1}/{cfg.epochs}: train_loss {train_loss:.4f}, val_loss {v.val_loss:.4f}, "
+                f"{cfg.monitor} {v.score:.4f}{' *' if improved else ''}",
+                val=f"{cfg.monitor} {v.score:.3f}",
+            )
         if self.epoch_callback is not None:
-            self.epoch_callback(epoch + 1, metrics)
+            self.epoch_callback(epoch + 1, v.metrics)
 
-    def _with_sched(self, state: dict[str, Any], scheduler: Any, scaler: Any) -> dict[str, Any]:
-        out = dict(state)
-        sd = scheduler.state_dict()
-        out["scheduler"] = json.loads(json.dumps(sd, default=_plain))
-        out["scaler"] = scaler.state_dict() if scaler.is_enabled() else {}
-        return out
-
-    def _load_resume(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        scaler: Any,
-        cfg: TrainConfig,
-        steps_per_epoch: int,
-    ) -> dict[str, Any] | None:
-        if self.out_dir is None:
+    def _load_resume(self, fx: _Fit) -> TrainState | None:
+        if self.run_dir is None:
             raise ConfigError("resume needs an output directory", key="out_dir")
-        path = self.out_dir / ckpt.LAST_FILE
+        cfg = self.config
+        path = self.run_dir.last_file
         if not path.exists():
             log.info("no resume state in %s; starting a new run", self.out_dir)
             return None
@@ -832,39 +839,40 @@ class Trainer:
         if diffs:
             shown = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {now.get(k)!r}" for k in diffs)
             raise ConfigError(f"{path}: cannot resume with a different training config ({shown})", key="train")
-        if state.get("steps_per_epoch") != steps_per_epoch:
+        if state.get("steps_per_epoch") != fx.steps_per_epoch:
             raise CheckpointError(
                 f"{path}: saved with {state.get('steps_per_epoch')} steps per epoch, the data now "
-                f"gives {steps_per_epoch}; resume with the same data"
+                f"gives {fx.steps_per_epoch}; resume with the same data"
             )
-        result = model.load_state_dict(model_state, strict=False)
+        result = fx.model.load_state_dict(model_state, strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise CheckpointError(
                 f"{path}: weights do not fit this model (missing {list(result.missing_keys)[:5]},"
                 f" unexpected {list(result.unexpected_keys)[:5]})"
             )
         try:
-            optimizer.load_state_dict(opt_state)
-            scheduler.load_state_dict(state.pop("scheduler"))
+            fx.optimizer.load_state_dict(opt_state)
+            fx.scheduler.load_state_dict(state.pop("scheduler"))
         except (KeyError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: optimiser/scheduler state does not fit this run ({exc})") from exc
         scaler_state = state.pop("scaler", {})
-        if scaler.is_enabled() and scaler_state:
-            scaler.load_state_dict(scaler_state)
+        if fx.scaler.is_enabled() and scaler_state:
+            fx.scaler.load_state_dict(scaler_state)
         log.info("resuming %s at epoch %d, step %d", self.out_dir, state["epoch"] + 1, state["step"])
-        return state
+        return TrainState.from_dict(state)
 
-    def _diverged(self, state: dict[str, Any], epoch: int, step: int, what: str) -> None:
+    def _diverged(self, state: TrainState, epoch: int, step: int, what: str) -> None:
         where = f"epoch {epoch + 1}, step {step + 1}"
         kept = (
             f"; the last good checkpoint in {self.out_dir} is kept (resume is possible with a lower lr)"
             if self.out_dir is not None
             else ""
         )
-        if self.out_dir is not None and self.dist.is_main:
-            info = {k: v for k, v in state.items() if k not in ("history",)}
-            info.update(status="diverged", stop_reason=f"non-finite {what} at {where}", history=state["history"])
-            write_json_atomic(self.out_dir / ckpt.STATE_FILE, info)
+        if self.run_dir is not None and self.dist.is_main:
+            info = state.to_dict()
+            history = info.pop("history")
+            info.update(status="diverged", stop_reason=f"non-finite {what} at {where}", history=history)
+            write_json_atomic(self.run_dir.state_file, info)
         raise NonFiniteLossError(
             f"training stopped: non-finite {what} at {where}{kept}",
             epoch=epoch + 1,
@@ -872,27 +880,27 @@ class Trainer:
             run_dir=self.out_dir,
         )
 
-    def _result(self, state: Mapping[str, Any], precision: str, device: torch.device) -> TrainResult:
-        metrics = getattr(self, "_best_metrics", None)
-        if metrics is None and self.out_dir is not None and (self.out_dir / "val_metrics.json").exists():
-            metrics = json.loads((self.out_dir / "val_metrics.json").read_text(encoding="utf-8"))["metrics"]
-        train_s = float(state["train_step_seconds"])
-        cpu_s = float(state.get("train_cpu_seconds", 0.0))
+    def _result(self, state: TrainState, fx: _Fit) -> TrainResult:
+        metrics = fx.best_metrics
+        if metrics is None and self.run_dir is not None:
+            metrics = self.run_dir.read_val_metrics()
+        train_s = float(state.train_step_seconds)
+        cpu_s = float(state.train_cpu_seconds)
         return TrainResult(
             run_dir=self.out_dir,
-            best_epoch=int(state["best_epoch"] or 0),
-            best_score=float("nan") if state["best_score"] is None else float(state["best_score"]),
+            best_epoch=int(state.best_epoch or 0),
+            best_score=float("nan") if state.best_score is None else float(state.best_score),
             val_metrics=metrics or {},
-            history=list(state["history"]),
-            train_seconds=float(state["elapsed_seconds"]),
-            records_per_s=state["records_trained"] / train_s if train_s > 0 else float("nan"),
-            records_per_cpu_s=state["records_trained"] / cpu_s if cpu_s > 0 else float("nan"),
-            stop_reason=str(state.get("stop_reason") or "completed"),
-            thresholds=list(state.get("best_thresholds") or []),
+            history=list(state.history),
+            train_seconds=float(state.elapsed_seconds),
+            records_per_s=state.records_trained / train_s if train_s > 0 else float("nan"),
+            records_per_cpu_s=state.records_trained / cpu_s if cpu_s > 0 else float("nan"),
+            stop_reason=str(state.stop_reason or "completed"),
+            thresholds=list(state.best_thresholds or []),
             n_params=sum(p.numel() for p in self.model.parameters()),
-            device=str(device),
-            precision=precision,
-            epochs_run=int(state["epoch"]),
+            device=str(fx.device),
+            precision=fx.precision.name,
+            epochs_run=int(state.epoch),
         )
 
     # ------------------------------------------------------------------ display
@@ -908,9 +916,10 @@ class Trainer:
             TimeElapsedColumn(),
         )
 
-    def _open_tensorboard(self) -> None:
-        if not self.config.tensorboard or self.out_dir is None:
-            return
+    def _open_tensorboard(self) -> Any:
+        """A tensorboard ``SummaryWriter`` into the run directory, if asked for and installed (else ``None``)."""
+        if not self.config.tensorboard or self.run_dir is None:
+            return None
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -918,8 +927,8 @@ class Trainer:
                 "tensorboard=True but the 'tensorboard' package is not installed (pip install tensorboard);"
                 " training continues, scalars are still in metrics.csv/metrics.jsonl"
             )
-            return
-        self._tb = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
+            return None
+        return SummaryWriter(log_dir=str(self.run_dir.tensorboard_dir))
 
 
 def _plain(obj: Any) -> Any:
