@@ -108,6 +108,13 @@ def test_best_per_lead_set_and_analysis_files(swept, tmp_path):
     assert len(cost) == len(GRID.points)
 
 
+def test_analysis_draws_the_lead_set_drop(swept, tmp_path):
+    pytest.importorskip("matplotlib")
+    rep = analyze_study(swept, tmp_path / "fig", figures=True)
+    png = tmp_path / "fig" / "lead_set_drop.png"
+    assert png in rep.files and png.stat().st_size > 5_000 and (tmp_path / "fig" / "lead_set_drop.svg").is_file()
+
+
 def test_cli_sweep_with_a_leads_axis(tmp_path, monkeypatch):
     monkeypatch.setenv("ECGSCALE_ISOLATE", "0")
     grid = tmp_path / "g.toml"

@@ -417,4 +417,6 @@ def analyze_study(
             df, out, metric=metric, threshold_s=float(ge.threshold_s.iloc[0]) if len(ge) else None
         )
         report.files += fig.cost_figure(df, out, metric=metric)
+        if "lead_set_drop" in tables and not tables["lead_set_drop"].empty:
+            report.files += fig.lead_set_figure(tables["lead_set_drop"], out, metric=metric)
     return report

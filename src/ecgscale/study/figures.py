@@ -12,7 +12,7 @@ import pandas as pd
 from ecgscale.fileio import atomic_path
 from ecgscale.study.grids import AXES
 
-__all__ = ["axis_figures", "best_so_far_figure", "cost_figure", "rf_figure", "save_figure"]
+__all__ = ["axis_figures", "best_so_far_figure", "cost_figure", "lead_set_figure", "rf_figure", "save_figure"]
 
 _LABELS = {"depth": "depth D (residual blocks)", "channels": "channels C", "kernel_size": "kernel size K"}
 
@@ -148,3 +148,33 @@ def best_so_far_figure(curves: pd.DataFrame, out: Path, *, ylabel: str = "best v
     ax.grid(alpha=0.3)
     ax.legend()
     return save_figure(fig, out, "best_so_far")
+
+
+def lead_set_figure(drop: pd.DataFrame, out: Path, *, metric: str) -> list[Path]:
+    """What each lead set loses against 12 leads, per target (all, then label groups): bars with 95% intervals.
+
+    The intervals are over architectures (and seeds) trained on both sets, as in :func:`lead_set_drop`; a study
+    with one architecture per set has none, and its bars stand alone.
+    """
+    plt = _plt()
+    targets = list(dict.fromkeys(drop["target"]))
+    sets = list(dict.fromkeys(drop["leads"]))
+    fig, ax = plt.subplots(
+        figsize=(max(5.0, 0.9 * len(targets) * max(1, len(sets)) / 2 + 2), 3.8), layout="constrained"
+    )
+    width = 0.8 / max(1, len(sets))
+    x = np.arange(len(targets))
+    for i, tag in enumerate(sets):
+        s = drop[drop["leads"] == tag].set_index("target").reindex(targets)
+        mean = s["mean_diff"].to_numpy(dtype=float)
+        err = np.vstack([mean - s["ci_low"].to_numpy(dtype=float), s["ci_high"].to_numpy(dtype=float) - mean])
+        ax.bar(x + (i - (len(sets) - 1) / 2) * width, mean, width, label=f"{tag} leads")
+        ax.errorbar(
+            x + (i - (len(sets) - 1) / 2) * width, mean, yerr=np.nan_to_num(err), fmt="none", ecolor="black", capsize=2
+        )
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, [t.split(":")[-1] for t in targets], rotation=30, ha="right")
+    ax.set_ylabel(f"test {metric}: lead set − 12 leads")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    return save_figure(fig, out, "lead_set_drop")
