@@ -126,19 +126,6 @@ class _Item:
     ref: Any = None  # ecgscale.data.readers.RecordRef
 
 
-def _resolve_device(device: Any) -> Any:
-    import torch
-
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"got {str(device)!r} but no CUDA device is available; use 'cpu' or leave it unset", key="device"
-        )
-    return dev
-
-
 class Predictor:
     """A trained run, ready to predict on new records.
 
@@ -163,6 +150,7 @@ class Predictor:
         workers: int = 1,
     ) -> None:
         from ecgscale.infer._run import open_run
+        from ecgscale.train.device import resolve_device
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"got {batch_size!r}; allowed: an integer >= 1", key="batch_size")
@@ -193,7 +181,7 @@ class Predictor:
         self.precision = precision
         self.allow_upsample = bool(allow_upsample)
         self.workers = workers
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device, local_rank=None, key="device", hint="use 'cpu' or leave it unset")
         self.model = loaded.model.to(self.device).eval()
         self.run_config = loaded.config
         # The model's validity check on the window (kernel reach, no-GAP input length) runs once, here.
@@ -275,6 +263,8 @@ class Predictor:
         """Probabilities float32 ``(n, K)`` of ``(n, n_leads, window)`` inputs, in batches of :attr:`batch_size`."""
         import torch
 
+        from ecgscale.train.device import autocast, resolve_precision
+
         x_all = np.asarray(windows, dtype=np.float32)
         if x_all.ndim != 3 or x_all.shape[1] != len(self.leads):
             raise ConfigError(
@@ -282,11 +272,11 @@ class Predictor:
                 key="windows",
             )
         out = []
-        amp = self.precision == "bf16"
+        amp_dtype = resolve_precision(self.precision, self.device).amp_dtype
         with torch.inference_mode():
             for start in range(0, len(x_all), self.batch_size):
                 x = torch.from_numpy(x_all[start : start + self.batch_size]).to(self.device)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                with autocast(self.device, amp_dtype):
                     logits = self.model(x)
                 out.append(torch.sigmoid(logits.float()).cpu().numpy())
         if not out:
