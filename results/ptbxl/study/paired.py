@@ -14,7 +14,8 @@ difference, not of each arm; one seed per arm, so the records are the only sampl
 * ``base``: each architecture against the grid's base (GAP) on the same lead set;
 * ``gap``: each no-GAP architecture against the same D/C/K with GAP.
 
-Writes a Markdown table to OUT.md and the numbers to OUT.json.
+Writes a Markdown table to OUT.md, the numbers to OUT.json and a figure (per-class differences with their
+CIs, one colour per comparison) to OUT.png.
 """
 
 from __future__ import annotations
@@ -62,6 +63,31 @@ def _pairs(keys: list[str], kind: str, base: str) -> list[tuple[str, str]]:
     return out
 
 
+def _figure(numbers: dict[str, dict], classes: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    names = ["macro", *classes]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(names) * max(1, len(numbers)) ** 0.5, 3.8), layout="constrained")
+    width = 0.8 / max(1, len(numbers))
+    for i, (label, d) in enumerate(numbers.items()):
+        rows = [(d["macro_auroc_diff"], *d["macro_auroc_diff_ci"])]
+        rows += [(d["per_class"][c]["diff"], *d["per_class"][c]["ci"]) for c in classes]
+        mean, lo, hi = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+        x = np.arange(len(names)) + (i - (len(numbers) - 1) / 2) * width
+        ax.bar(x, mean, width, label=label)
+        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], fmt="none", ecolor="black", capsize=1.5, lw=0.8)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("fold-9 AUROC difference (paired 95% CI)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("studies", type=Path)
@@ -71,7 +97,13 @@ def main() -> None:
     ap.add_argument("--pairs", choices=("lead", "base", "gap"), default="lead")
     ap.add_argument("--base", default="D2-C64-K9-gap")
     ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--figure-only", action="store_true", help="redraw OUT.png from an existing OUT.json")
     args = ap.parse_args()
+    if args.figure_only:
+        numbers = json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))
+        classes = list(next(iter(numbers.values()))["per_class"])
+        _figure(numbers, classes, args.out.with_suffix(".png"))
+        return
 
     cache = open_cache(args.cache)
     classes = cache.label_space.keys
@@ -91,6 +123,7 @@ def main() -> None:
     sep = "|" + "---|" * (len(classes) + 2)
     args.out.write_text("\n".join([head, sep, *rows]) + "\n", encoding="utf-8")
     args.out.with_suffix(".json").write_text(json.dumps(numbers, indent=1), encoding="utf-8")
+    _figure(numbers, classes, args.out.with_suffix(".png"))
     print(args.out.read_text(encoding="utf-8"))
 
 
