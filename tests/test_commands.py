@@ -139,3 +139,30 @@ def test_prepare_options_round_trip_through_the_cli() -> None:
     )
     with pytest.raises(ConfigError, match="filter_order"):
         prepare_options(PreprocessConfig(filter_order=4))
+
+
+@pytest.mark.parametrize("dev", ["cpu", "cuda"])
+def test_the_demos_reproduce_lines_parse_to_its_settings(dev: str, tmp_path: Path) -> None:
+    """The commands the demo's report lists (an output folder with a space in its name) are ones the CLI takes,
+    with the preset's sizes and training settings."""
+    from ecgscale.workflows.demo import PRESETS, STUDY_NAME, _commands
+
+    p = PRESETS["quick"]
+    rec = {"depth": 4, "channels": 16, "kernel_size": 9, "gap": False}
+    text = _commands(p, tmp_path / "demo out", dev, rec)
+    params = {shlex.split(line)[1]: parse(line) for line in text.splitlines() if not line.startswith("#")}
+    assert list(params) == ["synth", "prepare", "sweep", "search-compare", "recommend", "train", "evaluate", "report"]
+    assert params["synth"]["n"] == p.n_records and params["evaluate"]["n_bootstrap"] == p.n_bootstrap
+    pre = params["prepare"]
+    assert (pre["fs"], pre["window_s"], pre["max_store_s"]) == (p.fs, p.window_s, p.max_store_s)
+    assert tuple(float(v) for v in pre["bandpass"].split(",")) == p.bandpass
+    sweep, search, train = params["sweep"], params["search-compare"], params["train"]
+    assert (sweep["study"], sweep["epochs"], sweep["batch_size"], sweep["lr"]) == (STUDY_NAME, p.sweep_epochs, 64, p.lr)
+    assert Path(sweep["grid"]) == tmp_path / "demo out" / "grid.toml"
+    assert (search["trials"], search["seeds"], search["epochs"]) == (p.search_trials, p.search_seeds, p.search_epochs)
+    assert search["max_minutes"] == p.search_max_minutes and Path(search["narrow"]).name == "space_narrow.toml"
+    assert (train["depth"], train["channels"], train["kernel"], train["no_gap"]) == (4, 16, 9, True)
+    assert (train["epochs"], train["batch_size"], train["lr"]) == (p.final_epochs, p.batch_size, p.lr)
+    assert (train["patience"], train["seed"]) == (0, p.seed)
+    if dev != "cpu":
+        assert sweep["device"] == search["device"] == train["device"] == dev

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ecgscale.cli import app
-from ecgscale.demo import PRESETS, DemoPreset, run_demo
 from ecgscale.errors import ConfigError
+from ecgscale.workflows.demo import PRESETS, DemoPreset, run_demo
 
 pytestmark = pytest.mark.slow
 

@@ -113,3 +113,12 @@ def test_space_to_toml_loads_back_equal(space: SearchSpace, tmp_path: Path) -> N
     path = tmp_path / "other-stem.toml"
     path.write_text(space.to_toml(), encoding="utf-8")
     assert load_space(path) == space
+
+
+def test_the_demos_grid_files_load_back_as_its_grids(tmp_path: Path) -> None:
+    from ecgscale.workflows.demo import PRESETS
+
+    for preset in PRESETS.values():
+        path = tmp_path / f"{preset.name}.toml"
+        path.write_text(preset.grid_toml(), encoding="utf-8")
+        assert load_grid(path) == preset.grid() and preset.grid().kind == "axes"

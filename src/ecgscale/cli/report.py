@@ -123,8 +123,8 @@ def demo_command(
 
     from rich.table import Table
 
-    from ecgscale.demo import run_demo
     from ecgscale.study.storage import quiet_optuna
+    from ecgscale.workflows.demo import run_demo
 
     # The demo's own stage lines and the sweep's progress bar say what is happening; per-trial chatter from
     # optuna and the trainer would bury them (``-v`` brings it back).

@@ -1,7 +1,7 @@
 """The study report: one self-contained HTML page + Markdown tables, and the budgeted recommendation.
 
 ``report`` reads what ``study`` computed (results, analysis tables and figures) and never trains anything;
-the end-to-end pipeline that does is :mod:`ecgscale.demo`.
+the end-to-end pipeline that does is :mod:`ecgscale.workflows.demo`.
 """
 
 from __future__ import annotations

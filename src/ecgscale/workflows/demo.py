@@ -19,12 +19,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ecgscale.commands import command_line, prepare_options, train_command
 from ecgscale.errors import ConfigError
 from ecgscale.fileio import read_json, write_json_atomic, write_text_atomic
 
 __all__ = ["PRESETS", "DemoPreset", "DemoSummary", "StageResult", "run_demo"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ecgscale.data.transforms import PreprocessConfig
+    from ecgscale.study.grids import Grid
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +86,33 @@ class DemoPreset:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def grid(self) -> Grid:
+        """The sweep's axes grid around ``grid_base``, every architecture with and without GAP."""
+        from ecgscale.study.grids import axes_grid
+
+        d, c, k = self.grid_base
+        return axes_grid(
+            {"depth": d, "channels": c, "kernel_size": k},
+            depths=self.depths,
+            channels=self.channels,
+            kernels=self.kernels,
+            seeds=range(self.repeats),
+            name=f"demo-{self.name}",
+        )
+
     def grid_toml(self) -> str:
         """The sweep's grid as a file for ``ecgscale sweep --grid FILE`` (so the reproduce commands are exact)."""
-        d, c, k = self.grid_base
+        return self.grid().to_toml(
+            comment=f'axes grid of the ecgscale demo (preset "{self.name}"): one factor at a time around the base,\n'
+            "each architecture with and without global average pooling (GAP ablation)."
+        )
 
-        def lst(values: tuple[int, ...]) -> str:
-            return "[" + ", ".join(str(v) for v in values) + "]"
+    def preprocess(self) -> PreprocessConfig:
+        """How the demo's cache is prepared."""
+        from ecgscale.data.transforms import PreprocessConfig
 
-        return (
-            f'# axes grid of the ecgscale demo (preset "{self.name}"): one factor at a time around the base,\n'
-            "# each architecture with and without global average pooling (GAP ablation).\n"
-            f'name = "demo-{self.name}"\nrepeats = {self.repeats}\n\n'
-            f"[base]\ndepth = {d}\nchannels = {c}\nkernel_size = {k}\n\n"
-            f"[vary]\ndepth = {lst(self.depths)}\nchannels = {lst(self.channels)}\n"
-            f"kernel_size = {lst(self.kernels)}\ngap = [true, false]\n"
+        return PreprocessConfig(
+            fs=self.fs, window_s=self.window_s, max_store_s=self.max_store_s, bandpass=self.bandpass
         )
 
 
@@ -330,9 +348,8 @@ def run_demo(
 
     # 2. cache ---------------------------------------------------------------------------------------------
     from ecgscale.data.cache import build_cache, open_cache
-    from ecgscale.data.transforms import PreprocessConfig
 
-    pre = PreprocessConfig(fs=p.fs, window_s=p.window_s, max_store_s=p.max_store_s, bandpass=p.bandpass)
+    pre = p.preprocess()
 
     def do_cache() -> dict[str, Any]:
         summary = build_cache([synth_dir], cache_dir, config=pre, workers=workers, progress=progress)
@@ -522,22 +539,6 @@ class _Counted:
         return self.runner(config, trial_dir, report)
 
 
-def _space_toml(space: Any) -> str:
-    d = space.to_dict()
-    lines = [f'name = "{d["name"]}"']
-    for key in ("depth", "channels", "kernel_size"):
-        r = d[key]
-        lines.append(
-            f"{key} = {{ low = {r['low']}, high = {r['high']}, log = {str(r['log']).lower()}, step = {r['step']} }}"
-        )
-    lines.append("gap = [" + ", ".join(str(g).lower() for g in d["gap"]) + "]")
-    for key in ("lr", "weight_decay", "dropout"):
-        r = d[key]
-        lines.append(f"{key} = {{ low = {r['low']!r}, high = {r['high']!r}, log = {str(r['log']).lower()} }}")
-    lines.append("batch_size = [" + ", ".join(str(b) for b in d["batch_size"]) + "]")
-    return "\n".join(lines) + "\n"
-
-
 def demo_wide_space() -> Any:
     """The generic space scaled to a CPU demo (the library's ``wide`` reaches D=32, C=512, K=65)."""
     from ecgscale.study.spaces import IntRange, SearchSpace
@@ -568,7 +569,7 @@ def _run_search_compare(
         label="search",
     )
     for sp in (wide, narrow):  # the exact spaces, for `ecgscale search-compare --narrow FILE` and the record
-        write_text_atomic(compare_dir.parent / f"space_{sp.name}.toml", _space_toml(sp))
+        write_text_atomic(compare_dir.parent / f"space_{sp.name}.toml", sp.to_toml())
     report = compare_spaces(
         [wide, narrow],
         compare_dir,
@@ -586,30 +587,57 @@ def _run_search_compare(
 def _commands(p: DemoPreset, out: Path, dev: str, rec: Mapping[str, Any]) -> str:
     """The command lines that reproduce this demo step by step (same sizes, seeds and training settings)."""
     o = str(out)
-    band = "none" if p.bandpass is None else f"{p.bandpass[0]:g},{p.bandpass[1]:g}"
-    device = "" if dev == "cpu" else f" --device {dev}"
-    hp = f"--batch-size {p.batch_size} --lr {p.lr:g}"
-    gap = "" if rec["gap"] else " --no-gap"
+    device = None if dev == "cpu" else dev
+    hp = {"batch_size": p.batch_size, "lr": p.lr}
+    studies = {"studies_dir": f"{o}/studies"}
     return "\n".join(
         [
-            f"ecgscale synth --out {o}/synth --n {p.n_records} --seed {p.seed}",
-            f"ecgscale prepare {o}/synth --out {o}/cache --fs {p.fs} --window {p.window_s:g} "
-            f"--max-store {p.max_store_s:g} --bandpass {band}",
-            f"ecgscale sweep --cache {o}/cache --study {STUDY_NAME} --grid {o}/grid.toml --epochs {p.sweep_epochs} "
-            f"{hp} --studies-dir {o}/studies{device}",
+            command_line("synth", out=f"{o}/synth", n=p.n_records, seed=p.seed),
+            command_line("prepare", f"{o}/synth", out=f"{o}/cache", **prepare_options(p.preprocess())),
+            command_line(
+                "sweep",
+                cache=f"{o}/cache",
+                study=STUDY_NAME,
+                grid=f"{o}/grid.toml",
+                epochs=p.sweep_epochs,
+                **hp,
+                **studies,
+                device=device,
+            ),
             f"# wide vs narrow: the demo's wide space is CPU-sized ({o}/space_wide.toml), the narrow one derived",
             "# from the sweep's best quarter; both files are passed so this line reproduces the comparison exactly:",
-            f"ecgscale search-compare --cache {o}/cache --trials {p.search_trials} --seeds {p.search_seeds} "
-            f"--epochs {p.search_epochs} --max-minutes {p.search_max_minutes:g} --wide {o}/space_wide.toml "
-            f"--narrow {o}/space_narrow.toml "
-            f"--study compare --studies-dir {o}/studies "
-            f"--out {o}/search-compare{device}",
-            f"ecgscale recommend --study {STUDY_NAME} --studies-dir {o}/studies",
-            f"ecgscale train --cache {o}/cache --depth {rec['depth']} --channels {rec['channels']} "
-            f"--kernel {rec['kernel_size']}{gap} --epochs {p.final_epochs} {hp} --patience 0 --seed {p.seed} "
-            f"--out {o}/runs/recommended{device}",
-            f"ecgscale evaluate {o}/runs/recommended --split test --n-bootstrap {p.n_bootstrap}",
-            f"ecgscale report --study {STUDY_NAME} --studies-dir {o}/studies --cache {o}/cache "
-            f"--run {o}/runs/recommended --search-compare {o}/search-compare --out {o}/report",
+            command_line(
+                "search-compare",
+                cache=f"{o}/cache",
+                trials=p.search_trials,
+                seeds=p.search_seeds,
+                epochs=p.search_epochs,
+                max_minutes=p.search_max_minutes,
+                wide=f"{o}/space_wide.toml",
+                narrow=f"{o}/space_narrow.toml",
+                study="compare",
+                **studies,
+                out=f"{o}/search-compare",
+                device=device,
+            ),
+            command_line("recommend", study=STUDY_NAME, **studies),
+            train_command(
+                cache=f"{o}/cache",
+                architecture=rec,
+                train={"epochs": p.final_epochs, **hp, "patience": None},
+                seed=p.seed,
+                device=device,
+                out=f"{o}/runs/recommended",
+            ),
+            command_line("evaluate", f"{o}/runs/recommended", split="test", n_bootstrap=p.n_bootstrap),
+            command_line(
+                "report",
+                study=STUDY_NAME,
+                **studies,
+                cache=f"{o}/cache",
+                run=f"{o}/runs/recommended",
+                search_compare=f"{o}/search-compare",
+                out=f"{o}/report",
+            ),
         ]
     )
