@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from ecgscale.data.transforms import crop_starts, take_window
+
 __all__ = [
     "ArraySource",
     "BatchSource",
@@ -66,16 +68,9 @@ def crop_positions(n: int, seed: int, epoch: int, step: int) -> np.ndarray:
 
 def fit_window(signal: np.ndarray, window: int, position: float | None) -> np.ndarray:
     """A ``(leads, window)`` view or copy: crop at ``position`` (None = centre); a short record is zero-padded at
-    the end, as ``ecgscale.data.transforms.window`` does, so training and evaluation see padding alike."""
-    n = signal.shape[-1]
-    if n == window:
-        return signal
-    if n > window:
-        start = (n - window) // 2 if position is None else int(position * (n - window + 1))
-        return signal[..., start : start + window]
-    out = np.zeros((*signal.shape[:-1], window), dtype=signal.dtype)
-    out[..., :n] = signal
-    return out
+    the end. The crop rule is ``ecgscale.data.transforms.crop_starts``/``take_window``, as everywhere."""
+    start = int(crop_starts(signal.shape[-1], window, positions=position))
+    return take_window(signal, window, start)
 
 
 def crop_batch(x: torch.Tensor, length: int, positions: np.ndarray | None) -> torch.Tensor:
@@ -163,7 +158,7 @@ class CacheSource:
         self.labels = np.asarray(cache.labels[self.rows], dtype=np.float32)
         self.window = int(cache.window_length)
         offsets = np.asarray(cache.offsets, dtype=np.int64)
-        self._slack = np.maximum(offsets[self.rows + 1] - offsets[self.rows] - self.window, 0)
+        self._lengths = offsets[self.rows + 1] - offsets[self.rows]
         size_mb = int(offsets[-1]) * 12 * np.dtype(cache.config.dtype).itemsize / 2**20
         if size_mb <= load_limit_mb and isinstance(cache.signals, np.memmap):
             cache.load()
@@ -174,32 +169,14 @@ class CacheSource:
     def batch(
         self, indices: np.ndarray, positions: np.ndarray | None, length: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.rows[indices]
-        if length is None or int(length) == self.window:
-            starts = None
-            if positions is not None:
-                starts = np.floor(np.asarray(positions) * (self._slack[indices] + 1)).astype(np.int64)
-            x, _ = self.cache.get_batch(rows, starts=starts)
-        else:
-            x = self._crops(rows, positions, int(length))
+        length = self.window if length is None else int(length)
+        starts = None  # centre crops
+        if positions is not None:
+            starts = crop_starts(self._lengths[indices], length, positions=positions)
+        x, _ = self.cache.get_batch(self.rows[indices], starts=starts, length=length)
         if not self.leads.is_full:
             x = np.ascontiguousarray(self.leads.take(x))
         return torch.from_numpy(x), torch.from_numpy(self.labels[indices])
-
-    def _crops(self, rows: np.ndarray, positions: np.ndarray | None, length: int) -> np.ndarray:
-        """Crops of ``length`` samples from anywhere in the stored signals (centre ones when ``positions`` is
-        None); a record shorter than ``length`` is zero-padded at the end."""
-        offsets = self.cache.offsets
-        sig = self.cache.signals
-        x = np.zeros((len(rows), 12, length), dtype=np.float32)
-        for b, r in enumerate(rows.tolist()):
-            a, e = int(offsets[r]), int(offsets[r + 1])
-            n = e - a
-            slack = max(n - length, 0)
-            start = slack // 2 if positions is None else int(positions[b] * (slack + 1))
-            take = min(length, n)
-            x[b, :, :take] = sig[a * 12 : e * 12].reshape(12, n)[:, start : start + take]
-        return x
 
 
 class DatasetSource:

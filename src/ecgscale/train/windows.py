@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logit
 
+from ecgscale.data.transforms import take_window
 from ecgscale.errors import ConfigError
 from ecgscale.train.config import AGGREGATES
 
@@ -57,9 +58,7 @@ def cut_windows(x: np.ndarray, length: int, stride: int | None = None) -> np.nda
     """``(..., L)`` → ``(n_windows, ..., length)`` at :func:`window_starts`; a short signal is zero-padded."""
     n = x.shape[-1]
     if n < length:
-        out = np.zeros((*x.shape[:-1], length), dtype=x.dtype)
-        out[..., :n] = x
-        return out[None]
+        return take_window(x, length)[None]
     return np.stack([x[..., s : s + length] for s in window_starts(n, length, stride)])
 
 
