@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 AGGREGATES = ("mean", "max")  # ecgscale.train.windows.AGGREGATES (not imported here: that would import torch)
 PRECISIONS = ("fp32", "bf16")
 ERROR_COLUMNS = ("path", "record_id", "reason", "error")
-_FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 def window_starts(n_samples: int, length: int, stride: int | None = None) -> list[int]:
@@ -225,7 +224,7 @@ class Predictor:
         file has. Raises ``RecordError`` for a rate below :attr:`min_fs`, leads of the model's set the record
         lacks (``missing_leads``, naming them) or non-finite samples.
         """
-        from ecgscale.data.transforms import preprocess
+        from ecgscale.data.transforms import preprocess, to_storage
 
         where = record.path if record.path is not None else record.record_id
         fs = float(record.fs)
@@ -243,21 +242,14 @@ class Predictor:
                 )
             raise RecordError(where, f"sampling rate {fs:g} Hz is too low: {why}", reason="low_fs", field="fs")
         x = preprocess(record, self.preprocess_config, leads=self.leads)
-        if self.preprocess_config.dtype == "float16":
-            # The cache stores float16; rounding the same way gives the model exactly its training inputs.
-            x = np.clip(x, -_FLOAT16_MAX, _FLOAT16_MAX).astype(np.float16).astype(np.float32)
-        return x
+        # Rounded as the cache stores it (float16 by default): the model gets exactly its training inputs.
+        return to_storage(x, self.preprocess_config.dtype).astype(np.float32, copy=False)
 
     def windows(self, signal: np.ndarray) -> np.ndarray:
         """Float32 ``(n_windows, n_leads, window)`` covering a prepared signal (see :func:`window_starts`)."""
-        from ecgscale.data.transforms import window
+        from ecgscale.train.windows import cut_windows
 
-        length = self.window_length
-        n = signal.shape[-1]
-        if n <= length:
-            return window(signal, length)[None]
-        starts = window_starts(n, length, self.window_stride)
-        return np.stack([signal[:, s : s + length] for s in starts]).astype(np.float32, copy=False)
+        return cut_windows(signal, self.window_length, self.window_stride).astype(np.float32, copy=False)
 
     def predict_windows(self, windows: np.ndarray) -> np.ndarray:
         """Probabilities float32 ``(n, K)`` of ``(n, n_leads, window)`` inputs, in batches of :attr:`batch_size`."""
