@@ -211,6 +211,34 @@ def test_window_centre_random_and_padding():
         window(x, 0)
 
 
+def test_one_crop_rule_for_scalars_and_arrays():
+    """``crop_starts`` is the rule every crop follows (cache, training, prediction): centre, seeded positions
+    ``floor(p * (slack + 1))``, or ``rng`` draws in ``[0, slack]``; a short record starts at 0 and is padded."""
+    n = np.array([100, 40, 10, 73])
+    np.testing.assert_array_equal(transforms.crop_starts(n, 40), [30, 0, 0, 16])
+    p = np.array([0.0, 0.5, 0.999, 0.5])
+    np.testing.assert_array_equal(transforms.crop_starts(n, 40, positions=p), [0, 0, 0, 17])
+    scalar = [int(transforms.crop_starts(int(k), 40, positions=float(q))) for k, q in zip(n, p, strict=True)]
+    assert scalar == [0, 0, 0, 17]
+    drawn = transforms.crop_starts(np.full(200, 100), 40, rng=np.random.default_rng(0))
+    assert drawn.min() == 0 and drawn.max() == 60
+    x = np.arange(2 * 10, dtype=np.float16).reshape(2, 10)
+    assert np.shares_memory(transforms.take_window(x, 4, 3), x)
+    np.testing.assert_array_equal(transforms.take_window(x, 4, 3), x[:, 3:7])
+    padded = transforms.take_window(x, 12)
+    assert padded.dtype == np.float16 and np.all(padded[:, 10:] == 0)
+    np.testing.assert_array_equal(padded[:, :10], x)
+    out = np.zeros((2, 12), dtype=np.float32)
+    assert transforms.take_window(x, 12, out=out) is out and np.array_equal(out, padded)
+
+
+def test_storage_rounding_clips_to_the_float16_range():
+    x = np.array([[1e6, -1e6, 0.1]], dtype=np.float32)
+    stored = transforms.to_storage(x, "float16")
+    assert stored.dtype == np.float16 and np.isfinite(stored).all() and stored[0, 0] == np.finfo(np.float16).max
+    assert transforms.to_storage(x, "float32") is x
+
+
 @pytest.mark.parametrize("n", [2, 5, 40, 2500])
 def test_cached_filtfilt_equals_scipy(n):
     from scipy import signal as sps
