@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from ecgscale.cli._app import app, console, err_console, typed_on_command_line
+from ecgscale.commands import command_line
 from ecgscale.errors import ConfigError
 
 __all__ = ["evaluate", "train"]
@@ -329,7 +330,7 @@ def _print_train_summary(result: Any, model: dict[str, Any]) -> None:
             mark = " *" if row.get("improved") else ""
             table.add_row(*[_fmt(row.get(c)) + (mark if c == "epoch" else "") for c in cols])
         console.print(table)
-    console.print(f"next: [bold]ecgscale evaluate {result.run_dir}[/]")
+    console.print(f"next: [bold]{escape(command_line('evaluate', result.run_dir))}[/]")
 
 
 @app.command("evaluate")

@@ -348,7 +348,7 @@ def _recommendation_section(
                 Table("Test metrics per label", t["per_label"], name="recommended_test_labels", max_rows=None)
             )
     elif run_dir is not None:
-        paras.append(f"`{run_dir}` has no `eval_test.json` yet: run `ecgscale evaluate {run_dir}`.")
+        paras.append(f"`{run_dir}` has no `eval_test.json` yet: run `{command_line('evaluate', run_dir)}`.")
     return Section(
         "Recommended configuration", paragraphs=tuple(paras), tables=tuple(tables), callout=rec.summary() + "."
     )
