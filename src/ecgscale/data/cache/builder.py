@@ -15,12 +15,12 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ecgscale.data.cache.layout import CACHE_FORMAT_VERSION, INFO_FILE, params_hash
-from ecgscale.data.cache.pool import available_cores, iter_prepared
+from ecgscale.data.cache.pool import iter_prepared, pool_size
 from ecgscale.data.cache.progress import spinner
 from ecgscale.data.cache.rows import Prepared, fold_of, prepare_record
 from ecgscale.data.cache.store import EcgCache
@@ -33,6 +33,9 @@ from ecgscale.data.splits import SplitConfig
 from ecgscale.data.transforms import PreprocessConfig
 from ecgscale.errors import ConfigError
 from ecgscale.fileio import folder_lock, read_json, remove_stale_temps, staged_folder
+
+if TYPE_CHECKING:
+    from ecgscale.data.readers import Discovery
 
 __all__ = ["build_cache", "build_cache_from_records", "build_params"]
 
@@ -86,26 +89,8 @@ def build_cache(
         if existing is not None and not rebuild:
             return _reuse(out, existing, params, config, split, t0)
 
-        from ecgscale.data.readers import discover
-
-        with spinner(progress, f"finding records in {', '.join(map(str, src))}"):
-            discovery = discover(src, ptbxl_fs=ptbxl_fs)
-        refs = list(discovery.refs)
-        skips: list[SkippedRecord] = []
-        for s in discovery.skipped:
-            skips.append(SkippedRecord(str(s.path), str(s.reason), str(s.message)))
-            log.warning("skipped %s (%s): %s", s.path, s.reason, s.message)
-        if isinstance(labels, LabelTable):  # the table's labels replace the files'; records without a row skip
-            refs, no_row, _ = labels.apply(refs)
-            skips.extend(SkippedRecord(str(s.path), s.reason, s.message) for s in no_row)
+        discovery, refs, skips = _find_records(src, labels, ptbxl_fs=ptbxl_fs, progress=progress)
         n_found = len(refs) + len(skips)
-        if not refs:
-            by_reason = Counter(sk.reason for sk in skips)
-            raise ConfigError(
-                f"no ECG record found under {', '.join(map(str, src))}"
-                + (f" ({len(skips)} file(s) skipped: {dict(by_reason)})" if skips else ""),
-                key="paths",
-            )
         space = choose_label_space(labels, discovery)
         if drop_unlabelled:
             refs = _drop_unlabelled(refs, space, skips)
@@ -116,12 +101,7 @@ def build_cache(
                     key="labels",
                 )
         _check_fold_roles(refs, split)
-        workers = available_cores() if workers is None else int(workers)
-        if workers < 1:
-            raise ConfigError(f"workers {workers} must be at least 1", key="workers")
-        workers = max(1, min(workers, len(refs)))
-        if chunksize is None:
-            chunksize = max(1, min(16, len(refs) // (workers * 8) if workers > 1 else 1))
+        workers, chunksize = pool_size(workers, chunksize, len(refs))
 
         cache_spec = CacheSpec(config, space, split, params, tuple(map(str, src)))
         with staged_folder(out) as tmp:
@@ -211,6 +191,33 @@ def build_params(
     if drop_unlabelled:  # only when set, so caches built before the option keep their hash
         params["drop_unlabelled"] = True
     return params
+
+
+def _find_records(
+    src: Sequence[Path], labels: str | LabelSpace | LabelTable, *, ptbxl_fs: int, progress: bool
+) -> tuple[Discovery, list[Any], list[SkippedRecord]]:
+    """The discovery under ``src``, its usable refs (a label table's rows applied) and the files skipped so far;
+    a ``ConfigError`` when no record is found."""
+    from ecgscale.data.readers import discover
+
+    with spinner(progress, f"finding records in {', '.join(map(str, src))}"):
+        discovery = discover(src, ptbxl_fs=ptbxl_fs)
+    refs = list(discovery.refs)
+    skips: list[SkippedRecord] = []
+    for s in discovery.skipped:
+        skips.append(SkippedRecord(str(s.path), str(s.reason), str(s.message)))
+        log.warning("skipped %s (%s): %s", s.path, s.reason, s.message)
+    if isinstance(labels, LabelTable):  # the table's labels replace the files'; records without a row skip
+        refs, no_row, _ = labels.apply(refs)
+        skips.extend(SkippedRecord(str(s.path), s.reason, s.message) for s in no_row)
+    if not refs:
+        by_reason = Counter(sk.reason for sk in skips)
+        raise ConfigError(
+            f"no ECG record found under {', '.join(map(str, src))}"
+            + (f" ({len(skips)} file(s) skipped: {dict(by_reason)})" if skips else ""),
+            key="paths",
+        )
+    return discovery, refs, skips
 
 
 def _existing_info(out: Path, *, rebuild: bool) -> dict[str, Any] | None:

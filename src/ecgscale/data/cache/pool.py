@@ -19,8 +19,9 @@ import numpy as np
 from ecgscale.data.cache.layout import N_LEADS
 from ecgscale.data.cache.rows import Prepared, prepare_ref
 from ecgscale.data.transforms import PreprocessConfig
+from ecgscale.errors import ConfigError
 
-__all__ = ["available_cores", "iter_prepared"]
+__all__ = ["available_cores", "iter_prepared", "pool_size"]
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,17 @@ def _close_and_join(pool: Any, *, timeout: float) -> None:
     joiner.join(timeout)
     if joiner.is_alive():
         log.warning("worker processes did not finish within %.0f s; terminating them", timeout)
+
+
+def pool_size(workers: int | None, chunksize: int | None, n_refs: int) -> tuple[int, int]:
+    """Worker processes (default: every core this process may use; never more than records) and imap chunk size."""
+    workers = available_cores() if workers is None else int(workers)
+    if workers < 1:
+        raise ConfigError(f"workers {workers} must be at least 1", key="workers")
+    workers = max(1, min(workers, n_refs))
+    if chunksize is None:
+        chunksize = max(1, min(16, n_refs // (workers * 8) if workers > 1 else 1))
+    return workers, chunksize
 
 
 def available_cores() -> int:
