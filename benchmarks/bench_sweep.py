@@ -1,10 +1,11 @@
 """Throughput of an ``axes`` sweep with 1 vs 2 worker processes, and the share of time spent outside training.
 
-    .venv/bin/python benchmarks/bench_sweep.py [--preset tiny|demo|both] [--out /tmp/bench_sweep]
+    .venv/bin/python benchmarks/bench_sweep.py [--preset tiny|demo|both] [--repeats N] [--launch command|processes]
 
 Every run happens in this invocation, on synthetic caches built here, with the same 14-point reduced axes grid
 (base D2 C16 K5; D ∈ {1, 2, 4}, C ∈ {8, 16, 32}, K ∈ {3, 5, 9}; GAP on/off), each worker one torch thread,
-started as ``ecgscale sweep`` processes exactly as a user would:
+started exactly as a user would: one ``ecgscale sweep --workers N`` command (``--launch command``, the default),
+or N ``ecgscale sweep`` commands on the same study (``--launch processes``, each paying its own start-up):
 
 * ``tiny``: 300 records, 4 epochs (trials train for about a second): the worst case for fixed costs;
 * ``demo``: 1000 records, 5 epochs, batch 64, lr 3e-3 (the sweep stage of ``ecgscale demo --preset full``):
@@ -61,7 +62,9 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run_workers(n: int, *, cache: Path, grid: Path, studies: Path, options: list[str], name: str) -> dict:
+def run_workers(
+    n: int, *, cache: Path, grid: Path, studies: Path, options: list[str], name: str, launch: str = "command"
+) -> dict:
     cmd = [
         sys.executable,
         "-m",
@@ -86,7 +89,10 @@ def run_workers(n: int, *, cache: Path, grid: Path, studies: Path, options: list
     cpu0 = _children_cpu()
     start = datetime.now()
     t0 = time.perf_counter()
-    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(n)]
+    if launch == "command":
+        procs = [subprocess.Popen([*cmd, "--workers", str(n)], stdout=subprocess.DEVNULL)]
+    else:
+        procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(n)]
     codes = [p.wait() for p in procs]
     wall = time.perf_counter() - t0
     if any(codes):
@@ -140,7 +146,7 @@ def measure(n: int, run: dict, name: str, studies: Path) -> dict:
     return row
 
 
-def bench(preset: str, work: Path, *, repeats: int = 1) -> None:
+def bench(preset: str, work: Path, *, repeats: int = 1, launch: str = "command") -> None:
     from ecgscale.data.cache import build_cache
     from ecgscale.data.transforms import PreprocessConfig
     from ecgscale.synth import generate
@@ -158,14 +164,14 @@ def bench(preset: str, work: Path, *, repeats: int = 1) -> None:
     shutil.rmtree(studies, ignore_errors=True)
     la = os.getloadavg()
     print(
-        f"== preset {preset}: {records} records, sweep options {' '.join(options)}; "
+        f"== preset {preset}: {records} records, sweep options {' '.join(options)}, workers launched as {launch}; "
         f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores",
         flush=True,
     )
     rows = {}
     for n in (1, 2):
         name = f"bench-{preset}-{n}w"
-        run = run_workers(n, cache=cache, grid=grid, studies=studies, options=options, name=name)
+        run = run_workers(n, cache=cache, grid=grid, studies=studies, options=options, name=name, launch=launch)
         r = rows[n] = measure(n, run, name, studies)
         cpu = "" if r["cpu_outside"] is None else f"; CPU time outside training {r['cpu_outside']:.1%}"
         print(
@@ -199,12 +205,18 @@ def main() -> None:
     ap.add_argument("--preset", choices=("tiny", "demo", "both"), default="both")
     ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one, removed)")
     ap.add_argument("--repeats", type=int, default=1, help="seeds per grid point (14 x REPEATS trials per sweep)")
+    ap.add_argument(
+        "--launch",
+        choices=("command", "processes"),
+        default="command",
+        help="N workers as one `sweep --workers N` command (default) or as N sweep commands",
+    )
     args = ap.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="bench_sweep-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         for preset in ("tiny", "demo") if args.preset == "both" else (args.preset,):
-            bench(preset, work, repeats=args.repeats)
+            bench(preset, work, repeats=args.repeats, launch=args.launch)
     finally:
         if args.out is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -196,10 +196,18 @@ def sweep_cmd(
         "trained on each, from the one 12-lead cache. Replaces the grid file's 'leads' (docs/leads.md).",
     ),
     studies_dir: Path = typer.Option(Path("studies"), "--studies-dir", help="Where studies and trial runs live."),
-    n_workers_hint: int = typer.Option(
-        1, "--n-workers-hint", help="Workers sharing this machine; each uses cores/hint torch threads."
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        help="Worker processes this command starts on the study (sharing the start-up); each uses cores/N torch "
+        "threads unless --threads. How many fit: docs/study.md.",
     ),
-    threads: int | None = typer.Option(None, "--threads", help="Torch threads (overrides --n-workers-hint)."),
+    n_workers_hint: int = typer.Option(
+        1,
+        "--n-workers-hint",
+        help="Workers sharing this machine in all (other commands too); each uses cores/hint torch threads.",
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="Torch threads per worker (overrides the split)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds after which no new trial starts."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Override the trainer's batch size."),
     lr: float | None = typer.Option(None, "--lr", help="Override the trainer's learning rate."),
@@ -239,10 +247,12 @@ def sweep_cmd(
     quiet_optuna()
     if repeats is not None and repeats < 1:
         raise ConfigError(f"got {repeats}; allowed: an integer >= 1", key="--repeats")
+    if workers < 1:
+        raise ConfigError(f"got {workers}; allowed: an integer >= 1", key="--workers")
     g = resolve_grid(grid, seeds=None if repeats is None else tuple(range(repeats)), leads=leads or None)
     train = _train_overrides(epochs, batch_size, lr, max_minutes, device, validate=runner == "train")
     if runner == "train":
-        _set_threads(threads, n_workers_hint)
+        _set_threads(threads, max(n_workers_hint, workers))
     data = _open_cache(cache, required=runner == "train")
     model: dict[str, Any] = {}
     if recipe is not None:
@@ -262,10 +272,11 @@ def sweep_cmd(
         retry_failed=retry_failed,
     )
     with _storage_disk_errors(study, storage, studies_dir):
-        summary = run_sweep(settings, runner=run_trial, data=identity, progress=progress, isolate=True)
+        summary = run_sweep(settings, runner=run_trial, data=identity, progress=progress, isolate=True, workers=workers)
     state = "complete" if summary.done else "incomplete"
+    who = "this worker" if workers == 1 else f"its {workers} workers"
     console.print(
-        f"study [bold]{study}[/]: {summary.n_complete}/{summary.n_points} grid points {state}; this worker ran "
+        f"study [bold]{study}[/]: {summary.n_complete}/{summary.n_points} grid points {state}; {who} ran "
         f"{len(summary.ran)} trial(s), {len(summary.failed)} failed, {len(summary.duplicates)} duplicate(s) "
         f"skipped in {summary.seconds:.1f} s ({summary.storage})",
         highlight=False,

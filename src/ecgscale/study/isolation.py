@@ -41,6 +41,7 @@ __all__ = [
     "TrialDeath",
     "available",
     "call_in_child",
+    "call_in_children",
     "die_if_asked",
     "supervise_trials",
     "supervisor_pid",
@@ -159,11 +160,14 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _child_main(work: Callable[[], Any], conn: Any, parent: int) -> None:
+def _child_main(work: Callable[[], Any], conn: Any, parent: int, supervised: bool = True) -> None:
     global _channel, _supervisor
     _die_with_parent(parent)
-    _channel, _supervisor = conn, parent
-    os.environ[SUPERVISED_ENV] = str(parent)
+    if supervised:
+        _channel, _supervisor = conn, parent
+        os.environ[SUPERVISED_ENV] = str(parent)
+    else:  # a worker of its own (call_in_children): it supervises its trials itself, under its own pid
+        _channel, _supervisor = None, None
     try:
         result = work()
         kind, payload = "result", result
@@ -181,6 +185,93 @@ def _child_main(work: Callable[[], Any], conn: Any, parent: int) -> None:
     conn.close()
 
 
+@dataclass
+class _Child:
+    """A forked child, the read end of its pipe, and what it sent back (``("result"|"error", payload)``)."""
+
+    proc: Any
+    receiver: Any
+    outcome: tuple[str, Any] | None = None
+    done: bool = False
+
+
+def _start_children(works: list[Callable[[], Any]], *, supervised: bool) -> list[_Child]:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    children = []
+    for work in works:
+        receiver, sender = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child_main, args=(work, sender, os.getpid(), supervised), name="ecgscale-worker")
+        proc.start()
+        sender.close()
+        children.append(_Child(proc, receiver))
+    return children
+
+
+def _wait_children(children: list[_Child], on_message: Callable[[str, Any], None] | None) -> bool:
+    """Read the children's messages until every one has ended; returns whether Ctrl-C was seen here."""
+    from multiprocessing.connection import wait
+
+    interrupted_at: float | None = None
+    try:
+        while not all(c.done for c in children):
+            try:
+                live = [c for c in children if not c.done]
+                ready = wait([c.receiver for c in live], timeout=0.2)
+                for c in live:
+                    if c.receiver in ready:
+                        try:
+                            kind, payload = c.receiver.recv()
+                        except EOFError:  # the child is gone (or closed the pipe): its exit status says how
+                            c.done = True
+                            continue
+                        if kind in ("result", "error"):
+                            c.outcome = (kind, payload)
+                        elif on_message is not None:
+                            on_message(kind, payload)
+                    elif not c.proc.is_alive() and not c.receiver.poll(0):
+                        c.done = True
+                if not ready and interrupted_at is not None and time.monotonic() - interrupted_at > 60:
+                    for c in live:
+                        c.proc.terminate()  # it did not finish its Ctrl-C handling in a minute
+                    interrupted_at = time.monotonic() + 3600
+            except KeyboardInterrupt:
+                # The terminal sent SIGINT to the children too; if it was sent to this process alone, pass it on.
+                if interrupted_at is None:
+                    interrupted_at = time.monotonic()
+                    time.sleep(0.5)
+                    for c in children:
+                        if c.outcome is None and c.proc.is_alive() and not c.receiver.poll(0):
+                            with contextlib.suppress(ProcessLookupError):
+                                os.kill(c.proc.pid, signal.SIGINT)
+        for c in children:
+            c.proc.join()
+    finally:
+        for c in children:
+            if c.proc.is_alive():  # this process is leaving by an exception of its own: take the child along
+                c.proc.kill()
+                c.proc.join()
+            c.receiver.close()
+    return interrupted_at is not None
+
+
+def _outcome(child: _Child, interrupted: bool) -> Any:
+    """The child's result, or its exception raised here (``ProcessDied`` when it sent neither)."""
+    if child.outcome is None:
+        if interrupted:
+            raise KeyboardInterrupt
+        raise ProcessDied(child.proc.exitcode)
+    kind, payload = child.outcome
+    if kind == "result":
+        return payload
+    exc, tb = payload
+    if tb and not isinstance(exc, KeyboardInterrupt):
+        with contextlib.suppress(Exception):
+            exc.add_note(f"in the worker process (pid {child.proc.pid}):\n{tb.rstrip()}")
+    raise exc
+
+
 def call_in_child(work: Callable[[], Any], *, on_message: Callable[[str, Any], None] | None = None) -> Any:
     """Run ``work()`` in a forked child; return its result or raise its exception here.
 
@@ -189,58 +280,33 @@ def call_in_child(work: Callable[[], Any], *, on_message: Callable[[str, Any], N
     Ctrl-C reaches both processes (one process group): the child records its interrupted trial and sends its
     ``KeyboardInterrupt`` back, which is raised here.
     """
-    import multiprocessing
+    children = _start_children([work], supervised=True)
+    interrupted = _wait_children(children, on_message)
+    return _outcome(children[0], interrupted)
 
-    ctx = multiprocessing.get_context("fork")
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(work, sender, os.getpid()), name="ecgscale-worker")
-    proc.start()
-    sender.close()
-    outcome: tuple[str, Any] | None = None
-    interrupted_at: float | None = None
-    try:
-        while True:
-            try:
-                if receiver.poll(0.2):
-                    try:
-                        kind, payload = receiver.recv()
-                    except EOFError:  # the child is gone (or closed the pipe): its exit status says how
-                        break
-                    if kind in ("result", "error"):
-                        outcome = (kind, payload)
-                    elif on_message is not None:
-                        on_message(kind, payload)
-                elif not proc.is_alive() and not receiver.poll(0):
-                    break
-                elif interrupted_at is not None and time.monotonic() - interrupted_at > 60:
-                    proc.terminate()  # it did not finish its Ctrl-C handling in a minute
-                    interrupted_at = time.monotonic() + 3600
-            except KeyboardInterrupt:
-                # The terminal sent SIGINT to the child too; if it was sent to this process alone, pass it on.
-                if interrupted_at is None:
-                    interrupted_at = time.monotonic()
-                    time.sleep(0.5)
-                    if outcome is None and proc.is_alive() and not receiver.poll(0):
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(proc.pid, signal.SIGINT)
-        proc.join()
-    finally:
-        if proc.is_alive():  # this process is leaving by an exception of its own: take the child along
-            proc.kill()
-            proc.join()
-        receiver.close()
-    if outcome is None:
-        if interrupted_at is not None:
-            raise KeyboardInterrupt
-        raise ProcessDied(proc.exitcode)
-    kind, payload = outcome
-    if kind == "result":
-        return payload
-    exc, tb = payload
-    if tb and not isinstance(exc, KeyboardInterrupt):
-        with contextlib.suppress(Exception):
-            exc.add_note(f"in the worker process (pid {proc.pid}):\n{tb.rstrip()}")
-    raise exc
+
+def call_in_children(works: list[Callable[[], Any]]) -> list[Any]:
+    """Run each of ``works`` at once in a forked child of its own; wait for all; return their results in order.
+
+    Each child is a worker of its own, not a supervised one: its :func:`supervisor_pid` is its own pid, and
+    what it runs may supervise its trials itself (:func:`supervise_trials`). Every child dies with this process.
+    When some child raised (or died: :class:`ProcessDied`), the first such exception is raised here once all
+    children have ended, so the others finish their work.
+    """
+    if not works:
+        return []
+    children = _start_children(works, supervised=False)
+    interrupted = _wait_children(children, None)
+    results, first_error = [], None
+    for child in children:
+        try:
+            results.append(_outcome(child, interrupted))
+        except BaseException as exc:
+            results.append(None)
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return results
 
 
 @dataclass
@@ -310,17 +376,21 @@ def _record_death(trial: dict[str, Any], reason: str, signal_name: str | None) -
     import optuna
     from optuna.trial import TrialState
 
-    from ecgscale.study.storage import open_storage
+    from ecgscale.study.storage import open_storage, set_user_attrs
 
     storage = open_storage(trial["storage"])
+    tid = int(trial["trial_id"])
+    attrs = {"error": reason[:2000], **({} if signal_name is None else {"died": signal_name})}
     try:
-        tid = int(trial["trial_id"])
-        storage.set_trial_user_attr(tid, "error", reason[:2000])
-        if signal_name is not None:
-            storage.set_trial_user_attr(tid, "died", signal_name)
+        set_user_attrs(storage, tid, attrs)
         storage.set_trial_state_values(tid, state=TrialState.FAIL)
-    except optuna.exceptions.UpdateFinishedTrialError:  # another worker's heartbeat check failed it first
-        log.info("trial %s was already finished by another worker", trial["number"])
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # Another worker's heartbeat check failed it first (this supervisor took longer than the grace period to
+        # get here, e.g. on a loaded machine): still say why, or the point would be re-queued as a killed worker's
+        # is, and die again and again.
+        log.info("trial %s was already failed by another worker's heartbeat check", trial["number"])
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            set_user_attrs(storage, tid, attrs, failed=True)
     finally:
         with contextlib.suppress(Exception):
             storage.engine.dispose()

@@ -205,6 +205,7 @@ class TrainRunner:
         self.min_source_records = min_source_records
         self._costs: dict[str, tuple[int, int, int, float]] = {}
         _warm_up_torch()
+        _load_signals(cache)
 
     def __call__(self, config: TrialConfig, trial_dir: Path, report: ReportFn) -> TrialOutcome:
         import dataclasses
@@ -321,6 +322,19 @@ def _warm_up_torch() -> None:
     torch.use_deterministic_algorithms(
         torch.are_deterministic_algorithms_enabled(), warn_only=torch.is_deterministic_algorithms_warn_only_enabled()
     )
+
+
+def _load_signals(cache: Any) -> None:
+    """Read the cache's signals into RAM now, by the trainer's own rule (files up to 1 GB), not in the first trial.
+
+    Why now: the sweep's worker processes are forked after the runner is built, so they share these pages
+    (copy-on-write, never written) instead of each reading its own copy in its first trial: ``--workers N`` holds
+    the signals once, and a worker that replaces a dead one starts with them. Larger caches stay memory-mapped.
+    """
+    from ecgscale.train.data import CacheSource
+
+    if cache is not None and len(cache.indices("train")):
+        CacheSource(cache, "train")  # reads the signal file into RAM when it is small enough
 
 
 def per_source_metrics(

@@ -35,6 +35,7 @@ from ecgscale.study.storage import (
     default_storage_url,
     open_storage,
     redact_url,
+    set_user_attrs,
     storage_disk_error,
     study_dir,
 )
@@ -246,6 +247,7 @@ def run_sweep(
     data: Mapping[str, Any],
     progress: bool = False,
     isolate: bool = False,
+    workers: int = 1,
 ) -> SweepSummary:
     """Run this worker's share of the sweep; returns when every grid point is done (or on timeout).
 
@@ -256,9 +258,18 @@ def run_sweep(
     (:mod:`ecgscale.study.isolation`): a trial whose process dies (a native crash, the OOM killer) is recorded
     FAIL with the reason in ``error`` (and the signal in ``died``), it is not re-queued (only ``retry_failed``
     runs it again), and the sweep goes on in a new child. Results are those of an in-process run.
+
+    ``workers=N`` (> 1) forks N local workers that share the study, each what ``workers=1`` runs (with
+    ``isolate``, each supervises its own trials). They start from this process after everything is imported and
+    the runner is built, so that start-up is paid once. Torch threads are this process's: give each worker its
+    share of the cores before (``ecgscale sweep --workers N`` uses cores / N). The summary adds up what they ran.
     """
     from ecgscale.study import isolation
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise StudyError(f"workers {workers!r} is not allowed; give an integer >= 1")
+    if workers > 1:
+        return _run_workers(settings, runner=runner, data=data, progress=progress, isolate=isolate, n=workers)
     if not (isolate and isolation.available()):
         return _run_sweep(settings, runner=runner, data=data, progress=progress)
     t0 = time.monotonic()
@@ -276,6 +287,44 @@ def run_sweep(
         failed=(*sup.failed, *(d.number for d in sup.deaths), *last.failed),
         seconds=time.monotonic() - t0,
         died=tuple((d.number, d.reason) for d in sup.deaths),
+    )
+
+
+def _run_workers(
+    settings: SweepSettings, *, runner: RunTrial, data: Mapping[str, Any], progress: bool, isolate: bool, n: int
+) -> SweepSummary:
+    """``n`` forked workers on one study (see :func:`run_sweep`); their summaries merged into one."""
+    import multiprocessing
+
+    from ecgscale.study import isolation
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise StudyError(f"{n} workers in one command need fork (POSIX); start {n} sweep commands instead")
+    t0 = time.monotonic()
+
+    # A worker with nothing left to start waits for its siblings' last trials (it would pick up their retries):
+    # polled every 0.5 s at most, so the command ends soon after the last of them, not up to 2 s later.
+    polled = dataclasses.replace(settings, poll_seconds=min(settings.poll_seconds, 0.5))
+
+    def worker(i: int) -> Any:
+        # Only the first worker queues failed points again (--retry-failed): two would queue each point twice.
+        own = polled if i == 0 else dataclasses.replace(polled, retry_failed=False)
+        return lambda: run_sweep(own, runner=runner, data=data, progress=progress and i == 0, isolate=isolate)
+
+    try:
+        summaries: list[SweepSummary] = isolation.call_in_children([worker(i) for i in range(n)])
+    except isolation.ProcessDied as died:
+        raise StudyError(f"a sweep worker process {died.what} outside any trial; run the same command again") from None
+    first = summaries[0]
+    return dataclasses.replace(
+        first,
+        n_complete=max(s.n_complete for s in summaries),
+        ran=tuple(t for s in summaries for t in s.ran),
+        failed=tuple(t for s in summaries for t in s.failed),
+        duplicates=tuple(t for s in summaries for t in s.duplicates),
+        seconds=time.monotonic() - t0,
+        stopped_by_timeout=any(s.stopped_by_timeout for s in summaries),
+        died=tuple(d for s in summaries for d in s.died),
     )
 
 
@@ -343,8 +392,7 @@ def _run_sweep(
             raise optuna.TrialPruned(f"duplicate of trial {dup}")
         config = TrialConfig(grid.point(str(key)), int(seed), train=settings.train, model=settings.model)
         trial_dir = _trial_dir(study, trial.number, root, trials)
-        trial.set_user_attr("worker", worker)
-        trial.set_user_attr("trial_dir", str(trial_dir))
+        set_user_attrs(storage, trial._trial_id, {"worker": worker, "trial_dir": str(trial_dir)})
         log.info("trial %d: %s seed %s (%s)", trial.number, key, seed, worker)
 
         def report(epoch: int, value: float) -> None:
@@ -373,8 +421,7 @@ def _run_sweep(
             raise
         isolation.trial_ended(trial.number, "ran")
         consecutive["n"] = 0
-        for k, v in outcome.user_attrs().items():
-            trial.set_user_attr(k, v)
+        set_user_attrs(storage, trial._trial_id, outcome.user_attrs())  # one transaction, not one per key
         ran.append(trial.number)
         return float(outcome.value)
 
