@@ -176,7 +176,8 @@ def bench(preset: str, work: Path, *, repeats: int = 1, launch: str = "command")
         cpu = "" if r["cpu_outside"] is None else f"; CPU time outside training {r['cpu_outside']:.1%}"
         print(
             f"{n} worker(s): {r['trials']} trials in {r['wall']:.1f} s = {r['tph']:.0f} trials/hour, "
-            f"{r['train_per_trial']:.2f} s training per trial\n"
+            f"{r['train_per_trial']:.2f} s training per trial; {r['cpu'] / r['wall']:.2f} cores used "
+            f"(CPU time / wall: other jobs on the machine take the rest)\n"
             f"  wall time outside training {r['outside']:.1%} = process start/exit {r['start_exit']:.1%} "
             f"(start to first trial {r['start']:.1%}, waiting for the other worker's last trial {r['tail']:.1%}) "
             f"+ between trials {r['between']:.1%} + inside trials {r['inside']:.1%}{cpu}\n"
