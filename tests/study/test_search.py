@@ -380,3 +380,30 @@ def test_search_recipe_sets_training_but_not_what_the_space_samples(tmp_path: Pa
     assert res.exit_code == 0, res.output
     st = load_study("rc-narrow-s0", None, studies_dir=tmp_path)
     assert st.user_attrs["protocol"]["train"]["epochs"] == recipe["epochs"]  # not typed: the recipe's
+
+
+def test_a_resumed_search_does_not_replay_its_first_configurations(tmp_path: Path) -> None:
+    """Stopping a search and starting it again must not re-run the start-up configurations it already tried
+    (a sampler re-created with the same seed draws the same random start-up points)."""
+    from ecgscale.study.results import load_study
+
+    def search(n: int) -> None:
+        settings = SearchSettings(
+            name="resume", space=narrow_space(), n_trials=n, seed=0, train={"epochs": 2}, studies_dir=tmp_path
+        )
+        run_search(settings, runner=SurrogateRunner(), data={"d": 1})
+
+    search(2)
+    search(4)
+    trials = load_study("resume", None, studies_dir=tmp_path).get_trials(deepcopy=False)
+    configs = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(configs) == 4 and len(set(configs)) == 4, configs
+    # an uninterrupted search with the same seed starts with the same two configurations as before
+    fresh = tmp_path / "fresh"
+    run_search(
+        SearchSettings(name="resume", space=narrow_space(), n_trials=2, seed=0, train={"epochs": 2}, studies_dir=fresh),
+        runner=SurrogateRunner(),
+        data={"d": 1},
+    )
+    again = [tuple(sorted(t.params.items())) for t in load_study("resume", None, studies_dir=fresh).get_trials()]
+    assert again == configs[:2]

@@ -170,6 +170,14 @@ def _run_search(settings: SearchSettings, *, runner: RunTrial, data: Mapping[str
         sampler=optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=min(5, settings.n_trials)),
         pruner=make_pruner(settings.pruner, max_epochs=epochs),
     )
+    n_before = len(study.get_trials(deepcopy=False))
+    if n_before:
+        # A resumed search (after a kill, or a dead trial's restart): a sampler seeded as at the start would draw
+        # its random start-up configurations again and re-run trials the study already holds. Seed it with how
+        # far the study has come: still reproducible, never a replay. An uninterrupted search is unchanged.
+        study.sampler = optuna.samplers.TPESampler(
+            seed=settings.seed * 1_000_003 + n_before, n_startup_trials=min(5, settings.n_trials)
+        )
     root = study_dir(settings.studies_dir, settings.name)
 
     def objective(trial: optuna.Trial) -> float:
