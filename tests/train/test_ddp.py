@@ -16,7 +16,6 @@ treated: SyncBatchNorm on CPU, unaveraged gradients or a different shard assignm
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -56,17 +55,10 @@ def _with_per_process_bn(model: nn.Module) -> nn.Module:
     return model
 
 
-def _load_worker(path):
-    spec = importlib.util.spec_from_file_location("ecgscale_tests_train_ddp_worker", path)
-    worker = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(worker)
-    return worker
-
-
 @pytest.mark.slow
-def test_two_gloo_processes_match_per_process_bn_single_process(planted, tmp_path):
+def test_two_gloo_processes_match_per_process_bn_single_process(planted, tmp_path, load_test_module):
     worker_script = Path(__file__).resolve().parent / "_ddp_worker.py"
-    worker = _load_worker(worker_script)
+    worker = load_test_module("ecgscale_tests_train_ddp_worker", worker_script)
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}"]

@@ -3,7 +3,6 @@ uninterrupted run: same history, same best epoch, same weights (CPU, fp32)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -19,13 +18,6 @@ from ecgscale.train import Trainer
 from ecgscale.train.checkpoint import load_weights
 
 
-def _worker_module(path: Path):
-    spec = importlib.util.spec_from_file_location("ecgscale_tests_train_worker", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _mid_epoch_state(run: Path) -> dict | None:
     try:
         state = json.loads((run / "train_state.json").read_text())
@@ -39,8 +31,8 @@ def _comparable(history: list[dict]) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_matches_uninterrupted_run(planted, worker_script, tmp_path):
-    worker = _worker_module(worker_script)
+def test_resume_after_sigkill_matches_uninterrupted_run(planted, worker_script, tmp_path, load_test_module):
+    worker = load_test_module("ecgscale_tests_train_worker", worker_script)
     killed = tmp_path / "killed"
     # Slow steps (50 ms) leave time to kill the process in epoch 2, after a mid-epoch checkpoint (every 2 steps).
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic as this process (see conftest)
