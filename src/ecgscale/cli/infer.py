@@ -10,6 +10,7 @@ import typer
 
 from ecgscale.cli._app import app, console, err_console
 from ecgscale.errors import ConfigError
+from ecgscale.progress import as_progress
 
 __all__ = ["export", "predict"]
 
@@ -99,7 +100,7 @@ def predict(
         workers=workers,
     )
     rows, errors = [], []
-    for item in predictor.iter_predict(inputs, progress=progress):
+    for item in predictor.iter_predict(inputs, progress=as_progress(progress)):
         (rows if isinstance(item, PredictionRow) else errors).append(item)
     if not rows and not errors:
         raise ConfigError(

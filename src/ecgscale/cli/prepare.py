@@ -10,6 +10,7 @@ import typer
 
 from ecgscale.cli._app import app, console
 from ecgscale.errors import ConfigError
+from ecgscale.progress import as_progress
 
 __all__ = ["prepare"]
 
@@ -138,7 +139,7 @@ def prepare(
         labels=label_choice,
         split=split_config,
         workers=workers,
-        progress=progress and not as_json,
+        progress=as_progress(progress and not as_json),
         rebuild=rebuild,
         ptbxl_fs=ptbxl_fs,
         drop_unlabelled=drop_unlabelled,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ecgscale.cli._app import app, console
+from ecgscale.progress import as_progress
 
 __all__ = ["synth"]
 
@@ -74,7 +75,7 @@ def synth(
         sources=chosen,
         fs=fs,
         classes=_split(classes),
-        progress=progress,
+        progress=as_progress(progress),
         workers=workers,
         overwrite=overwrite,
     )

@@ -14,6 +14,7 @@ from rich.markup import escape
 from ecgscale.cli._app import app, console, err_console, typed_on_command_line
 from ecgscale.commands import command_line
 from ecgscale.errors import ConfigError
+from ecgscale.progress import Progress, as_progress
 
 __all__ = ["evaluate", "train"]
 
@@ -149,15 +150,17 @@ def train(
 
         init_distributed(ctx, device=device)
         try:
-            result = train_run(ecg_cache, model, cfg, out, resume=resume, progress=show and ctx.is_main, dist=ctx)
+            result = train_run(
+                ecg_cache, model, cfg, out, resume=resume, progress=as_progress(show and ctx.is_main), dist=ctx
+            )
         finally:
             dist.destroy_process_group()
         if not ctx.is_main:
             return
     elif nproc > 1:
-        result = spawn_train(cache, model, cfg, out, nproc=nproc, resume=resume, progress=show)
+        result = spawn_train(cache, model, cfg, out, nproc=nproc, resume=resume, progress=show)  # rank 0 draws
     else:
-        result = _train_supervised(ecg_cache, cache, model, cfg, out, resume=resume, progress=show)
+        result = _train_supervised(ecg_cache, cache, model, cfg, out, resume=resume, progress=as_progress(show))
     if as_json:
         console.print_json(json.dumps(_result_dict(result), default=str))
         return
@@ -174,7 +177,7 @@ def _arch_of_parent(run_dir: Path, arch: dict[str, Any], *, no_gap: bool) -> dic
 
 
 def _train_supervised(
-    ecg_cache: Any, cache_path: Path, model: dict[str, Any], cfg: Any, out: Path, *, resume: bool, progress: bool
+    ecg_cache: Any, cache_path: Path, model: dict[str, Any], cfg: Any, out: Path, *, resume: bool, progress: Progress
 ) -> Any:
     """``train_run`` in a forked child (:mod:`ecgscale.study.isolation`); its death becomes one line and an exit.
 
@@ -192,7 +195,7 @@ def _train_supervised(
     from ecgscale.study import isolation
     from ecgscale.study.grids import ArchPoint
     from ecgscale.train import train_run
-    from ecgscale.train.checkpoint import LOCK_FILE
+    from ecgscale.train.rundir import RunDir
 
     key = ArchPoint(model["depth"], model["channels"], model["kernel_size"], model["gap"]).key
 
@@ -204,14 +207,15 @@ def _train_supervised(
     if not isolation.available():
         return work()
     created = not out.exists()
-    lock = out / LOCK_FILE
+    run = RunDir(out)
+    lock = run.lock_file
     try:
         with writer_lock(
             lock, guards=out, action="ecgscale train", hint="wait for it to finish or choose another --out"
         ):
             return isolation.call_in_child(work)
     except isolation.ProcessDied as died:
-        where = "" if not (out / "last.safetensors").exists() else "; continue it with --resume"
+        where = "" if not run.last_file.exists() else "; continue it with --resume"
         err_console.print(
             f"[bold red]error:[/] {escape(_death_line(died, model, cfg, cache_path, out))}{where}",
             highlight=False,

@@ -34,6 +34,7 @@ from ecgscale.data.records import EcgRecord
 from ecgscale.data.splits import SplitConfig
 from ecgscale.data.transforms import PreprocessConfig
 from ecgscale.errors import ConfigError
+from ecgscale.progress import Progress
 
 __all__ = ["build_cache_from_arrays", "build_cache_from_records", "records_from_arrays"]
 
@@ -159,7 +160,7 @@ def build_cache_from_arrays(
     map_to: str | None = None,
     config: PreprocessConfig | None = None,
     split: SplitConfig | None = None,
-    progress: bool = False,
+    progress: bool | Progress = False,
     rebuild: bool = False,
     source: str = "arrays",
 ) -> CacheSummary:

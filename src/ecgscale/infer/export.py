@@ -97,9 +97,9 @@ def _probability_module(model: Any, *, check_length: bool) -> Any:
 def model_windows(loaded: LoadedRun, preprocess: PreprocessConfig) -> dict[str, Any]:
     """The windows the model sees: its training crops when it was trained on crops (``eval_windows`` of the run:
     length, stride, aggregation), else the whole preprocessing window, one per record."""
-    spec = loaded.config.get("eval_windows")
-    if spec:
-        return {"length": int(spec["length"]), "stride": int(spec["stride"]), "aggregate": str(spec["aggregate"])}
+    spec = loaded.config.parse_eval_windows()
+    if spec is not None:
+        return {"length": spec.length, "stride": int(spec.stride), "aggregate": spec.aggregate}
     window = int(preprocess.window_samples)
     return {"length": window, "stride": window, "aggregate": "mean"}
 

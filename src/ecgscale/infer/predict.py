@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ecgscale.errors import ConfigError, RecordError
+from ecgscale.progress import Progress, as_progress
 
 __all__ = [
     "AGGREGATES",
@@ -167,13 +168,8 @@ class Predictor:
         #: The lead set the model takes (``ecgscale.data.leads.LeadSet``); each record's leads are picked by name.
         self.leads = loaded.leads
         self.batch_size = batch_size
-        raw = loaded.config.get("eval_windows")
         #: The run's evaluation windows (None: windows of the whole training window, adjacent).
-        self.eval_windows = None
-        if raw is not None:
-            from ecgscale.train.windows import WindowSpec
-
-            self.eval_windows = WindowSpec.from_dict(raw)
+        self.eval_windows = loaded.config.parse_eval_windows()
         if aggregate is None:
             aggregate = "mean" if self.eval_windows is None else self.eval_windows.aggregate
         self.aggregate = aggregate
@@ -346,7 +342,7 @@ class Predictor:
             )
 
     def iter_predict(
-        self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *, progress: bool = False
+        self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *, progress: bool | Progress = False
     ) -> Iterator[PredictionRow | PredictionError]:
         """Predict every record under ``paths`` (files and folders), yielding rows and errors in input order.
 
@@ -357,7 +353,7 @@ class Predictor:
         yield from errors
         chunk = max(1, self.batch_size)
         chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
-        bar = _progress(progress, len(items))
+        bar = as_progress(progress).task("predict", total=len(items))
         # One thread prefetches the next chunk (overlapping file reading and filtering with the forward pass);
         # with workers > 1 the records of a chunk are also read in parallel (numpy/scipy release the GIL).
         item_pool = ThreadPoolExecutor(max_workers=self.workers) if self.workers > 1 else None
@@ -378,17 +374,15 @@ class Predictor:
                 rows = iter(self._batched([g[0] for g in good], [g[1] for g in good]))
                 for _rec, _w, err in loaded:
                     yield err if err is not None else next(rows)
-                if bar is not None:
-                    bar.update(len(c))
+                bar.advance(len(c))
         finally:
             for pool in (prefetch, item_pool):
                 if pool is not None:
                     pool.shutdown(wait=True, cancel_futures=True)
-            if bar is not None:
-                bar.close()
+            bar.close()
 
     def predict_paths(
-        self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *, progress: bool = False
+        self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *, progress: bool | Progress = False
     ) -> PredictionResult:
         """Predict every record under ``paths``: ``PredictionResult(table, errors)`` (see :meth:`table_of`)."""
         rows: list[PredictionRow] = []
@@ -436,35 +430,6 @@ def errors_frame(errors: Sequence[PredictionError]) -> pd.DataFrame:
         },
         columns=list(ERROR_COLUMNS),
     )
-
-
-class _Progress:
-    """A rich progress bar on stderr (the CLI's stdout stays clean for the summary line)."""
-
-    def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(
-            TextColumn("[bold]predict"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._bar.start()
-        self._task = self._bar.add_task("predict", total=total)
-
-    def update(self, n: int) -> None:
-        self._bar.advance(self._task, n)
-
-    def close(self) -> None:
-        self._bar.stop()
-
-
-def _progress(enabled: bool, total: int) -> _Progress | None:
-    return _Progress(total) if enabled else None
 
 
 def _record_key(path: Path) -> str:

@@ -212,6 +212,7 @@ class TrainRunner:
 
         from ecgscale.models import ResNet1dConfig
         from ecgscale.train import evaluate_run, train_run
+        from ecgscale.train.rundir import RunDir
         from ecgscale.train.trainer import model_input_length
 
         # A grid point's reduced lead set wins (a lead-set axis trains each architecture on rows of the one 12-lead
@@ -241,7 +242,7 @@ class TrainRunner:
                 report(int(epoch), sign * value)
 
         # A retried trial gets its killed predecessor's folder (see ecgscale.study.sweep): continue from there.
-        resume = (trial_dir / "config.json").exists() or (trial_dir / "last.safetensors").exists()
+        resume = RunDir(trial_dir).holds_run()
         cpu0 = time.process_time()
         result = train_run(
             self.cache, model_cfg, train_cfg, trial_dir, resume=resume, progress=self.progress, epoch_callback=on_epoch

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ecgscale.errors import StudyError
+from ecgscale.progress import Progress, as_progress
 from ecgscale.study.grids import Grid
 from ecgscale.study.objective import RunTrial, TrialConfig
 from ecgscale.study.storage import (
@@ -245,7 +246,7 @@ def run_sweep(
     *,
     runner: RunTrial,
     data: Mapping[str, Any],
-    progress: bool = False,
+    progress: bool | Progress = False,
     isolate: bool = False,
     workers: int = 1,
 ) -> SweepSummary:
@@ -339,7 +340,7 @@ def _run_sweep(
     *,
     runner: RunTrial,
     data: Mapping[str, Any],
-    progress: bool = False,
+    progress: bool | Progress = False,
 ) -> SweepSummary:
     import optuna
 
@@ -436,11 +437,11 @@ def _run_sweep(
 
     deadline = None if settings.timeout is None else t_start + settings.timeout
     stopped_by_timeout = False
-    bar = _Progress(len(grid), enabled=progress, label=settings.name)
+    bar = as_progress(progress).task("sweep", total=len(grid), description=f"sweep {settings.name}")
     try:
         while True:
             started, complete, running, waiting = _grid_state(study, space)
-            bar.update(len(complete))
+            bar.update(completed=len(complete))
             if deadline is not None and time.monotonic() >= deadline:
                 stopped_by_timeout = len(complete) < len(grid)
                 break
@@ -512,30 +513,3 @@ class _StopWorker(BaseException):  # a control-flow signal, like KeyboardInterru
         with contextlib.suppress(Exception):  # the storage may sit on the same full disk
             self.trial.set_user_attr("interrupted", True)
             study.tell(self.trial, state=TrialState.FAIL)
-
-
-class _Progress:
-    """A rich progress bar over finished grid points (no-op when disabled)."""
-
-    def __init__(self, total: int, *, enabled: bool, label: str):
-        self._bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                transient=False,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(f"sweep {label}", total=total)
-
-    def update(self, completed: int) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=completed)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()

@@ -28,6 +28,7 @@ import numpy as np
 from ecgscale.data.labels import TIANCHI_NAME_MAP, cinc2021_scored
 from ecgscale.errors import ConfigError
 from ecgscale.fileio import as_disk_error, write_json_atomic
+from ecgscale.progress import Progress, as_progress
 from ecgscale.synth.record import synth_record
 from ecgscale.synth.sources import MAX_FS, MIN_FS, SourceProfile, resolve_sources
 
@@ -205,14 +206,6 @@ def _run_chunk(
     return rows
 
 
-def _progress(enabled: bool, total: int):
-    if not enabled:
-        return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
-
-
 def generate(
     out: str | os.PathLike[str],
     *,
@@ -222,7 +215,7 @@ def generate(
     sources: Sequence[str | SourceProfile] | None = None,
     fs: int | None = None,
     classes: Iterable[str] | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     workers: int = 1,
     overwrite: bool = False,
 ) -> SynthSummary:
@@ -296,26 +289,23 @@ def _generate_into(
     fmt: str,
     fs: int | None,
     allowed: frozenset[str] | None,
-    progress: bool,
+    progress: bool | Progress,
     workers: int,
 ) -> list[dict]:
     chunk = max(1, min(64, math.ceil(len(jobs) / (workers * 4))))
     chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
     rows: list[dict] = []
-    with _progress(progress, len(jobs)) as bar:
-        task = bar.add_task("synth", total=len(jobs)) if bar is not None else None
+    with contextlib.closing(as_progress(progress).task("synth", total=len(jobs))) as bar:
         if workers == 1:
             for c in chunks:
                 rows.extend(_run_chunk(str(tmp), seed, fmt, fs, allowed, c))
-                if bar is not None:
-                    bar.advance(task, len(c))
+                bar.advance(len(c))
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 futures = {pool.submit(_run_chunk, str(tmp), seed, fmt, fs, allowed, c): len(c) for c in chunks}
                 for fut in as_completed(futures):
                     rows.extend(fut.result())
-                    if bar is not None:
-                        bar.advance(task, futures[fut])
+                    bar.advance(futures[fut])
     rows.sort(key=lambda r: r["index"])
     return rows
 

@@ -16,6 +16,7 @@ from ecgscale.train.trainer import DistContext, EpochCallback, Trainer, TrainRes
 if TYPE_CHECKING:
     from ecgscale.data.cache import EcgCache
     from ecgscale.models import ResNet1d, ResNet1dConfig
+    from ecgscale.progress import Progress
 
 __all__ = ["build_model", "train_run"]
 
@@ -62,7 +63,7 @@ def train_run(
     out_dir: str | os.PathLike[str],
     *,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | Progress = True,
     epoch_callback: EpochCallback | None = None,
     dist: DistContext | None = None,
 ) -> TrainResult:
@@ -74,7 +75,9 @@ def train_run(
     ``resume=True`` continues an interrupted run from its last checkpoint (same final metrics as an
     uninterrupted run). ``epoch_callback(epoch, val_metrics)`` (the ``compute_metrics`` dict plus ``val_loss`` and
     the monitored value under its config name, e.g. ``"challenge"``) runs after each epoch's checkpoint is written
-    (the study layer reports to Optuna there; a prune exception propagates).
+    (the study layer reports to Optuna there; a prune exception propagates). ``progress``: ``True`` draws a bar
+    per epoch (``ecgscale.progress.RichProgress``), or pass a ``Progress`` reporter; epoch lines go to the log
+    when nothing shows them.
     """
     from ecgscale.data.cache import open_cache
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from ecgscale.errors import CheckpointError, ConfigError, EcgscaleError
 from ecgscale.fileio import csv_text, write_json_atomic, write_text_atomic, writer_lock
+from ecgscale.progress import NO_PROGRESS, Progress, ProgressTask, as_progress
 from ecgscale.train import checkpoint as ckpt
 from ecgscale.train.config import TrainConfig
 from ecgscale.train.data import BatchSource, DatasetSource, as_source, crop_batch, crop_positions, epoch_order
@@ -262,45 +263,10 @@ class _Clock:
         return self.budget_s is not None and self.elapsed() > self.budget_s
 
 
-class _Display:
-    """The fit's rich progress bar (``None``: epoch lines go to the log on the main process, nowhere elsewhere)."""
-
-    def __init__(self, bar: Any, *, main: bool) -> None:
-        self.bar = bar
-        self.main = main
-        self.task: Any = None
-
-    def start(self, steps_per_epoch: int) -> None:
-        if self.bar is not None:
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=steps_per_epoch, loss=float("nan"), val="")
-
-    def new_epoch(self, epoch: int, epochs: int, *, steps_per_epoch: int, completed: int) -> None:
-        if self.bar is not None:
-            self.bar.reset(
-                self.task, total=steps_per_epoch, completed=completed, description=f"epoch {epoch + 1}/{epochs}"
-            )
-
-    def step(self, loss: float) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, loss=loss)
-
-    def epoch_done(self, message: str, *, val: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, val=val)
-            self.bar.console.print(message, highlight=False)
-        elif self.main:
-            log.info(message)
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 @dataclass
 class _Fit:
     """What one ``fit`` works with: device and precision, the model (``train_model``: its DDP wrapper, if any),
-    optimiser, schedule, scaler and loss, the run directory's base config, the clock and the display."""
+    optimiser, schedule, scaler and loss, the run directory's base config, the clock and the progress task."""
 
     device: torch.device
     precision: Precision
@@ -314,7 +280,7 @@ class _Fit:
     global_batch: int
     clock: _Clock
     run_config: RunConfig | None = None  # None: no files are written (in memory, or not the main process)
-    display: _Display | None = None
+    display: ProgressTask | None = None  # one task over the fit, restarted each epoch
     tensorboard: Any = None
     best_metrics: dict[str, Any] | None = None  # validation metrics of this fit's best epoch
 
@@ -353,7 +319,7 @@ class Trainer:
         val_data: TrainData,
         out_dir: str | os.PathLike[str] | None = None,
         run_info: Mapping[str, Any] | None = None,
-        progress: bool = True,
+        progress: bool | Progress = True,
         epoch_callback: EpochCallback | None = None,
         dist: DistContext | None = None,
         fs: float | None = None,
@@ -578,11 +544,9 @@ class Trainer:
             self._write_run_config(fx, state)
             fx.tensorboard = self._open_tensorboard()
 
-        fx.display = _Display(
-            self._progress() if (self.progress and self.dist.is_main) else None, main=self.dist.is_main
-        )
+        reporter = as_progress(self.progress) if self.dist.is_main else NO_PROGRESS
+        fx.display = reporter.task("train", total=fx.steps_per_epoch, loss=float("nan"), val="")
         try:
-            fx.display.start(fx.steps_per_epoch)
             for epoch in range(state.epoch, cfg.epochs):
                 t_epoch = time.perf_counter()
                 out_of_time = self._train_epoch(fx, state, epoch)
@@ -590,7 +554,7 @@ class Trainer:
                 if state.finished:
                     break
         finally:
-            fx.display.stop()
+            fx.display.close()
             if fx.tensorboard is not None:
                 fx.tensorboard.close()
                 fx.tensorboard = None
@@ -659,7 +623,9 @@ class Trainer:
         fx.train_model.train()
         display = fx.display
         if display is not None:
-            display.new_epoch(epoch, cfg.epochs, steps_per_epoch=fx.steps_per_epoch, completed=state.step)
+            display.restart(
+                total=fx.steps_per_epoch, completed=state.step, description=f"epoch {epoch + 1}/{cfg.epochs}"
+            )
         t_step, c_step = time.perf_counter(), time.process_time()
         for step, x, y in self._epoch_batches(order, epoch, state.step, fx.steps_per_epoch, fx.global_batch):
             stats = self._train_step(fx, state, epoch, step, x, y)
@@ -672,7 +638,7 @@ class Trainer:
             )
             t_step, c_step = time.perf_counter(), time.process_time()
             if display is not None:
-                display.step(state.train_loss)
+                display.advance(loss=state.train_loss)
             if stats[3] > 0:
                 return True
             if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < fx.steps_per_epoch:
@@ -815,11 +781,13 @@ class Trainer:
         if improved:
             fx.best_metrics = _jsonable(v.metrics)
         if fx.display is not None:
-            fx.display.epoch_done(
+            message = (
                 f"epoch {epoch + 1}/{cfg.epochs}: train_loss {train_loss:.4f}, val_loss {v.val_loss:.4f}, "
-                f"{cfg.monitor} {v.score:.4f}{' *' if improved else ''}",
-                val=f"{cfg.monitor} {v.score:.3f}",
+                f"{cfg.monitor} {v.score:.4f}{' *' if improved else ''}"
             )
+            fx.display.update(val=f"{cfg.monitor} {v.score:.3f}")
+            if not fx.display.note(message) and self.dist.is_main:  # no display: the log has the epoch lines
+                log.info(message)
         if self.epoch_callback is not None:
             self.epoch_callback(epoch + 1, v.metrics)
 
@@ -901,19 +869,6 @@ class Trainer:
             device=str(fx.device),
             precision=fx.precision.name,
             epochs_run=int(state.epoch),
-        )
-
-    # ------------------------------------------------------------------ display
-    def _progress(self) -> Any:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        return Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[val]}"),
-            TimeElapsedColumn(),
         )
 
     def _open_tensorboard(self) -> Any:

@@ -410,6 +410,7 @@ def run_demo(
     def do_train() -> dict[str, Any]:
         from ecgscale.models import ResNet1dConfig
         from ecgscale.train import train_run
+        from ecgscale.train.rundir import RunDir
 
         model_cfg = ResNet1dConfig(
             n_classes=len(cache.label_space),
@@ -418,9 +419,7 @@ def run_demo(
             input_length=None if rec.config["gap"] else cache.window_length,
         )
         train_cfg = _train_base(p, dev, p.final_epochs)
-        result = train_run(
-            cache, model_cfg, train_cfg, run_dir, resume=(run_dir / "config.json").exists(), progress=progress
-        )
+        result = train_run(cache, model_cfg, train_cfg, run_dir, resume=RunDir(run_dir).holds_run(), progress=progress)
         return {"best_epoch": result.best_epoch, "best_score": result.best_score, "train_seconds": result.train_seconds}
 
     stages.run(

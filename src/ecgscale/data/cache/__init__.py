@@ -21,8 +21,9 @@ Modules, one job each:
 - ``rows``: one record read, preprocessed, rounded to the storage dtype and described by its manifest row;
 - ``writer``: the files of a cache from prepared records (``CacheSpec``: what it is built with);
 - ``store``: ``EcgCache`` / ``open_cache``, the reader;
-- ``layout``: format version, manifest columns, the parameters hash; ``summary``: ``CacheSummary``;
-  ``progress``: the spinner and bar on stderr.
+- ``layout``: format version, manifest columns, the parameters hash; ``summary``: ``CacheSummary``.
+
+The build reports progress (finding records, then one step per record) through ``ecgscale.progress``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ import numpy as np
 
 from ecgscale.data.cache.layout import CACHE_FORMAT_VERSION, INFO_FILE, params_hash
 from ecgscale.data.cache.pool import iter_prepared, pool_size
-from ecgscale.data.cache.progress import spinner
 from ecgscale.data.cache.rows import Prepared, fold_of, prepare_record
 from ecgscale.data.cache.store import EcgCache
 from ecgscale.data.cache.summary import CacheSummary, SkippedRecord, summary_from_info
@@ -33,6 +32,7 @@ from ecgscale.data.splits import SplitConfig
 from ecgscale.data.transforms import PreprocessConfig
 from ecgscale.errors import ConfigError
 from ecgscale.fileio import folder_lock, read_json, remove_stale_temps, staged_folder
+from ecgscale.progress import Progress, as_progress
 
 if TYPE_CHECKING:
     from ecgscale.data.readers import Discovery
@@ -50,7 +50,7 @@ def build_cache(
     labels: str | LabelSpace | LabelTable = "auto",
     split: SplitConfig | None = None,
     workers: int | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     rebuild: bool = False,
     chunksize: int | None = None,
     ptbxl_fs: int = 500,
@@ -118,7 +118,7 @@ def build_cache_from_records(
     labels: LabelSpace,
     config: PreprocessConfig | None = None,
     split: SplitConfig | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
     rebuild: bool = False,
     total: int | None = None,
     source: str = "memory",
@@ -194,13 +194,13 @@ def build_params(
 
 
 def _find_records(
-    src: Sequence[Path], labels: str | LabelSpace | LabelTable, *, ptbxl_fs: int, progress: bool
+    src: Sequence[Path], labels: str | LabelSpace | LabelTable, *, ptbxl_fs: int, progress: bool | Progress
 ) -> tuple[Discovery, list[Any], list[SkippedRecord]]:
     """The discovery under ``src``, its usable refs (a label table's rows applied) and the files skipped so far;
     a ``ConfigError`` when no record is found."""
     from ecgscale.data.readers import discover
 
-    with spinner(progress, f"finding records in {', '.join(map(str, src))}"):
+    with as_progress(progress).status(f"finding records in {', '.join(map(str, src))}"):
         discovery = discover(src, ptbxl_fs=ptbxl_fs)
     refs = list(discovery.refs)
     skips: list[SkippedRecord] = []

@@ -25,7 +25,6 @@ from ecgscale.data.cache.layout import (
     params_hash,
     split_counts,
 )
-from ecgscale.data.cache.progress import progress_bar
 from ecgscale.data.cache.rows import Prepared
 from ecgscale.data.cache.summary import SkippedRecord
 from ecgscale.data.labels import LabelSpace
@@ -34,6 +33,7 @@ from ecgscale.data.splits import SplitConfig, assign_splits
 from ecgscale.data.transforms import PreprocessConfig
 from ecgscale.errors import ConfigError
 from ecgscale.fileio import write_json_atomic, write_text_atomic
+from ecgscale.progress import Progress, as_progress
 
 __all__ = ["CacheSpec", "write_cache"]
 
@@ -67,7 +67,7 @@ def write_cache(
     *,
     total: int | None,
     n_found: int | None,
-    progress: bool,
+    progress: bool | Progress,
 ) -> dict[str, Any]:
     """Write a cache into ``folder`` from prepared ``results`` (in order; ``total`` of them, if known) and return
     its ``cache.json``. Skipped results are appended to ``skips``; ``n_found`` (default: records + skips) counts
@@ -78,11 +78,10 @@ def write_cache(
     t0 = time.perf_counter()
     with (
         open(folder / "signals.bin", "wb") as fh,
-        progress_bar(progress, total) as bar,
+        contextlib.closing(as_progress(progress).task("prepare", total=total)) as bar,
         contextlib.closing(results) as items,
     ):
-        task = bar.add_task("prepare", total=total, rate="") if bar is not None else None
-        for done, (ok, item) in enumerate(items, start=1):
+        for ok, item in items:
             if ok:
                 x = item.pop("signal")  # possibly a view of a worker's slot: written out before the next result
                 if x.dtype != dtype:
@@ -94,9 +93,7 @@ def write_cache(
             else:
                 skips.append(SkippedRecord(item["path"], item["reason"], item["message"]))
                 log.warning("skipped %s (%s): %s", item["path"], item["reason"], item["message"])
-            if bar is not None and task is not None:
-                rate = done / max(time.perf_counter() - t0, 1e-9)
-                bar.update(task, advance=1, rate=f"{rate:,.0f} rec/s")
+            bar.advance()
         fh.flush()
         os.fsync(fh.fileno())
     if not rows:
