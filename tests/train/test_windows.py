@@ -324,3 +324,15 @@ def test_export_of_a_crop_trained_run_describes_and_takes_its_crops(tiny_cache, 
     assert not result.dynamic_time
     dims = onnx.load(str(tmp_path / "nogap.onnx")).graph.input[0].type.tensor_type.shape.dim
     assert dims[2].dim_value == 200
+
+
+def test_export_windows_of_a_run_without_an_evaluation_stride():
+    """A run trained on crops with no eval_stride_s stores stride null (adjacent windows): the export describes
+    it as stride = length instead of failing on int(None)."""
+    from types import SimpleNamespace
+
+    from ecgscale.data.transforms import PreprocessConfig
+    from ecgscale.infer.export import model_windows
+
+    loaded = SimpleNamespace(config=SimpleNamespace(parse_eval_windows=lambda: WindowSpec(200, None, "max")))
+    assert model_windows(loaded, PreprocessConfig(fs=100.0)) == {"length": 200, "stride": 200, "aggregate": "max"}

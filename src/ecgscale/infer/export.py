@@ -99,7 +99,8 @@ def model_windows(loaded: LoadedRun, preprocess: PreprocessConfig) -> dict[str, 
     length, stride, aggregation), else the whole preprocessing window, one per record."""
     spec = loaded.config.parse_eval_windows()
     if spec is not None:
-        return {"length": spec.length, "stride": int(spec.stride), "aggregate": spec.aggregate}
+        stride = spec.length if spec.stride is None else spec.stride  # None: adjacent windows (WindowSpec)
+        return {"length": spec.length, "stride": int(stride), "aggregate": spec.aggregate}
     window = int(preprocess.window_samples)
     return {"length": window, "stride": window, "aggregate": "mean"}
 
