@@ -126,11 +126,15 @@ def _train_overrides(
     return out
 
 
-def _recipe_train(ctx: typer.Context, recipe: str, train: dict[str, Any], cache: Any) -> dict[str, Any]:
-    """A recipe's training settings merged with this command's: options typed on the command line win.
+def _recipe_settings(
+    ctx: typer.Context, recipe: str, train: dict[str, Any], cache: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A recipe's training settings merged with this command's (options typed on the command line win), and its
+    model settings other than the architecture.
 
-    Shared by sweep, search and search-compare; a search's space then samples lr, weight decay, batch size and
-    dropout on top (the recipe contributes crops, schedule, windows and epochs).
+    Shared by sweep, search and search-compare. A sweep's grid sets D/C/K/GAP, so only the recipe's other model
+    settings (dropout) are returned; a search's space samples lr, weight decay, batch size and dropout on top of
+    the training settings (the recipe contributes crops, schedule, windows and epochs) and ignores the model part.
     """
     from ecgscale.train import TrainConfig
     from ecgscale.train.recipes import check_preprocess, load_recipe
@@ -144,23 +148,7 @@ def _recipe_train(ctx: typer.Context, recipe: str, train: dict[str, Any], cache:
     if cache is not None:
         for line in check_preprocess(loaded, cache.config):
             console.print(f"[yellow]warning:[/] recipe {recipe}: {line}")
-    return merged
-
-
-def _sweep_recipe(
-    ctx: typer.Context, recipe: str, train: dict[str, Any], cache: Any
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train/model settings of a recipe for every trial of a sweep.
-
-    The grid decides the architecture, so the recipe's depth/channels/kernel_size/gap are not used; its other
-    model settings (dropout) are.
-    """
-    from ecgscale.train.recipes import load_recipe
-
-    merged = _recipe_train(ctx, recipe, train, cache)
-    model = {
-        k: v for k, v in load_recipe(recipe)["model"].items() if k not in ("depth", "channels", "kernel_size", "gap")
-    }
+    model = {k: v for k, v in loaded["model"].items() if k not in ("depth", "channels", "kernel_size", "gap")}
     return merged, model
 
 
@@ -256,7 +244,7 @@ def sweep_cmd(
     data = _open_cache(cache, required=runner == "train")
     model: dict[str, Any] = {}
     if recipe is not None:
-        train, model = _sweep_recipe(ctx, recipe, train, data)
+        train, model = _recipe_settings(ctx, recipe, train, data)
     run_trial, identity = _make_runner(runner, data, progress=False)
     settings = SweepSettings(
         name=study,
@@ -365,7 +353,7 @@ def search_cmd(
     run_trial, identity = _make_runner(runner, data, progress=False)
     train = _train_overrides(epochs, None, None, max_minutes, device, validate=runner == "train")
     if recipe is not None:
-        train = _recipe_train(ctx, recipe, train, data)
+        train, _ = _recipe_settings(ctx, recipe, train, data)
     if leads is not None:
         from ecgscale.data.leads import parse_leads
 
@@ -428,7 +416,7 @@ def search_compare_cmd(
     run_trial, identity = _make_runner(runner, data, progress=False)
     train = _train_overrides(epochs, None, None, max_minutes, device, validate=runner == "train")
     if recipe is not None:
-        train = _recipe_train(ctx, recipe, train, data)
+        train, _ = _recipe_settings(ctx, recipe, train, data)
     report = compare_spaces(
         [wide_sp, narrow_sp],
         out,
