@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,24 @@ def load_test_module(name: str, path: Path) -> ModuleType:
 def load_test_module_fixture() -> Callable[[str, Path], ModuleType]:
     """``load_test_module`` for conftests and test files that cannot import this conftest."""
     return load_test_module
+
+
+def run_ecgscale(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m ecgscale ARGS`` in a child process (wide console, so rich does not wrap the lines tests read)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ecgscale", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "400", **(env or {})},
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session", name="run_ecgscale")
+def run_ecgscale_fixture() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_ecgscale`` for test files, which cannot import this conftest."""
+    return run_ecgscale
 
 
 def load_expected_skips(path: Path | None = None) -> list[str]:

@@ -6,9 +6,8 @@ the reason while the other trials complete. Also: a trial's user attributes writ
 from __future__ import annotations
 
 import collections
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -34,30 +33,26 @@ points = [
 DEAD = "D2-C16-K5-gap"
 
 
-def _cli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ecgscale", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "400", **(env or {})},
-        check=False,
-    )
-
-
 def _trials(tmp_path: Path) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'study.db'}").get_trials()
 
 
-def _sweep(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _sweep(
+    run_ecgscale: Callable[..., subprocess.CompletedProcess[str]],
+    tmp_path: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     grid = tmp_path / "g.toml"
     grid.write_text(GRID_TOML)
     args = ("sweep", "--study", "s", "--grid", grid, "--runner", "surrogate:0.05", "--epochs", "2")
-    return _cli(*args, "--studies-dir", tmp_path, "--no-progress", "--heartbeat-interval", "30", *extra, env=env)
+    return run_ecgscale(
+        *args, "--studies-dir", tmp_path, "--no-progress", "--heartbeat-interval", "30", *extra, env=env
+    )
 
 
-def test_cli_workers_run_every_grid_point_exactly_once(tmp_path: Path) -> None:
-    res = _sweep(tmp_path, "--workers", "2")
+def test_cli_workers_run_every_grid_point_exactly_once(tmp_path: Path, run_ecgscale) -> None:
+    res = _sweep(run_ecgscale, tmp_path, "--workers", "2")
     assert res.returncode == 0, res.stderr
     assert "8/8 grid points complete; its 2 workers ran 8 trial(s), 0 failed" in res.stdout, res.stdout
     trials = _trials(tmp_path)
@@ -67,12 +62,12 @@ def test_cli_workers_run_every_grid_point_exactly_once(tmp_path: Path) -> None:
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     workers = collections.Counter(t.user_attrs["worker"] for t in trials if t.state == TrialState.COMPLETE)
     assert len(workers) == 2, workers  # two processes shared the work, each under its own name
-    res = _sweep(tmp_path, "--workers", "2")  # resuming a finished study runs nothing
+    res = _sweep(run_ecgscale, tmp_path, "--workers", "2")  # resuming a finished study runs nothing
     assert res.returncode == 0 and "its 2 workers ran 0 trial(s)" in res.stdout, res.stdout + res.stderr
 
 
-def test_cli_workers_keep_crash_isolation(tmp_path: Path) -> None:
-    res = _sweep(tmp_path, "--workers", "2", env={"ECGSCALE_TEST_DIE": f"SIGSEGV:{DEAD}"})
+def test_cli_workers_keep_crash_isolation(tmp_path: Path, run_ecgscale) -> None:
+    res = _sweep(run_ecgscale, tmp_path, "--workers", "2", env={"ECGSCALE_TEST_DIE": f"SIGSEGV:{DEAD}"})
     assert res.returncode == 0, res.stderr
     assert "6/8 grid points incomplete" in res.stdout and "2 failed" in res.stdout, res.stdout
     assert f"failed: training process died: SIGSEGV (signal 11) — {DEAD} seed" in res.stdout

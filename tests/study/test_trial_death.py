@@ -116,31 +116,23 @@ def test_search_trial_deaths_are_failed_and_spend_budget(tmp_path: Path, monkeyp
     assert summary.n_failed == 3 and summary.n_complete == 0  # the budget was spent by the failures
 
 
-def _cli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ecgscale", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "400", **(env or {})},
-    )
-
-
-def test_cli_sweep_reports_the_dead_trial_and_exits_0(tmp_path: Path) -> None:
+def test_cli_sweep_reports_the_dead_trial_and_exits_0(tmp_path: Path, run_ecgscale) -> None:
     grid = tmp_path / "g.toml"
     grid.write_text(GRID_TOML)
     args = ("sweep", "--study", "s", "--grid", grid, "--runner", "surrogate", "--epochs", "2")
     args += ("--studies-dir", tmp_path, "--no-progress")
-    res = _cli(*args, env={"ECGSCALE_TEST_DIE": f"SIGSEGV:{DEAD}"})
+    res = run_ecgscale(*args, env={"ECGSCALE_TEST_DIE": f"SIGSEGV:{DEAD}"})
     assert res.returncode == 0, res.stderr
     assert "2/3 grid points incomplete" in res.stdout and "1 failed" in res.stdout
     assert f"failed: training process died: SIGSEGV (signal 11) — {DEAD} seed 0, epochs 2" in res.stdout
     assert "--retry-failed" in res.stdout and "Traceback" not in res.stderr
-    res = _cli(*args)
+    res = run_ecgscale(*args)
     assert res.returncode == 0 and "ran 0 trial(s)" in res.stdout, res.stdout + res.stderr
 
 
-def test_kill_9_of_the_command_kills_the_worker_and_leaves_the_trial_to_the_heartbeat(tmp_path: Path) -> None:
+def test_kill_9_of_the_command_kills_the_worker_and_leaves_the_trial_to_the_heartbeat(
+    tmp_path: Path, run_ecgscale
+) -> None:
     grid = tmp_path / "g.toml"
     grid.write_text(GRID_TOML)
     args = ("sweep", "--study", "s", "--grid", grid, "--runner", "surrogate:0.3", "--epochs", "8")
@@ -172,7 +164,7 @@ def test_kill_9_of_the_command_kills_the_worker_and_leaves_the_trial_to_the_hear
     killed = [t for t in _trials(tmp_path) if t.state == optuna.trial.TrialState.RUNNING]
     assert len(killed) == 1 and "error" not in killed[0].user_attrs
     time.sleep(3)  # past the grace period: the next run fails the trial by its heartbeat and queues it again
-    res = _cli(*args)
+    res = run_ecgscale(*args)
     assert res.returncode == 0, res.stderr
     assert "3/3 grid points complete" in res.stdout, res.stdout
     first = next(t for t in _trials(tmp_path) if t.number == killed[0].number)
